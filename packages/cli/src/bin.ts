@@ -1,0 +1,29 @@
+/**
+ * The `archy` executable: parses arguments and runs one command. Failures a command already
+ * explained exit 1 quietly; anything else is printed in full.
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import { Command } from "effect/cli"
+import * as Effect from "effect/Effect"
+import { plan } from "./commands/Plan.ts"
+import { validate } from "./commands/Validate.ts"
+import { Reported } from "./Reported.ts"
+
+const archy = Command.make("archy").pipe(
+  Command.withDescription("Archipelago node orchestrator"),
+  Command.withSubcommands([validate, plan])
+)
+
+const program = Command.run(archy, { version: "0.1.0" }).pipe(
+  Effect.tapCause((cause) =>
+    Cause.hasFails(cause) && Cause.squash(cause) instanceof Reported
+      ? Effect.void
+      : Console.error(Cause.pretty(cause))
+  ),
+  Effect.provide(NodeServices.layer)
+)
+
+NodeRuntime.runMain(program, { disableErrorReporting: true })

@@ -1,0 +1,222 @@
+/**
+ * The app catalog: every `apps/<id>/manifest.yml` of a directory, checked one by one and then
+ * against each other (unique container names and host ports, dependencies that resolve, no
+ * cycles). A bad manifest is reported and left out; every other app still loads.
+ *
+ * Reading the directory goes through Effect's `FileSystem`; everything after the read is pure
+ * (`catalogFromSources`), so tests and the simulation can build catalogs from strings.
+ */
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Path from "effect/Path"
+import {
+  type AppManifest,
+  defaultPolicy,
+  type ManifestIssue,
+  type ManifestPolicy,
+  parseManifest
+} from "./Manifest.ts"
+
+/** A manifest that passed every check, with where it came from. */
+export interface CatalogApp {
+  readonly manifest: AppManifest
+  /** The manifest file, as named in errors. */
+  readonly file: string
+  /** The app's directory in the catalog (build contexts are relative to it). */
+  readonly dir: string
+}
+
+export interface Catalog {
+  /** Valid apps in dependency order (an app comes after everything it depends on; ties by id). */
+  readonly apps: ReadonlyArray<CatalogApp>
+  readonly issues: ReadonlyArray<ManifestIssue>
+}
+
+/** One manifest's text, as read from disk. */
+export interface ManifestSource {
+  readonly file: string
+  readonly dir: string
+  readonly dirName: string
+  readonly text: string
+}
+
+/** The apps that satisfy a dependency name: the app itself, or every app providing it. */
+export const providersOf = (apps: ReadonlyArray<CatalogApp>, name: string): ReadonlyArray<CatalogApp> =>
+  apps.filter((a) => a.manifest.id === name || (a.manifest.provides ?? []).includes(name))
+
+/** Pure: checks manifests one by one, then across apps, and orders what survives. */
+export const catalogFromSources = (
+  sources: ReadonlyArray<ManifestSource>,
+  policy: ManifestPolicy = defaultPolicy
+): Catalog => {
+  const issues: Array<ManifestIssue> = []
+  let apps: Array<CatalogApp> = []
+  for (const source of [...sources].sort((a, b) => a.dirName.localeCompare(b.dirName))) {
+    const parsed = parseManifest(source.file, source.text, source.dirName, policy)
+    if ("issues" in parsed) issues.push(...parsed.issues)
+    else apps.push({ manifest: parsed.manifest, file: source.file, dir: source.dir })
+  }
+
+  // Cross-app claims: the first app (by id) keeps a contested name or port.
+  const containerOwner = new Map<string, string>()
+  const portOwner = new Map<string, string>()
+  const rejected = new Set<string>()
+  for (const app of apps) {
+    const add = (path: string, message: string) => {
+      issues.push({ file: app.file, path, message })
+      rejected.add(app.manifest.id)
+    }
+    app.manifest.containers.forEach((c, i) => {
+      const owner = containerOwner.get(c.name)
+      if (owner !== undefined)
+        add(`containers[${i}].name`, `container name "${c.name}" is already used by app ${owner}`)
+      else containerOwner.set(c.name, app.manifest.id)
+      ;(c.ports ?? []).forEach((p, j) => {
+        const key = `${p.protocol ?? "tcp"}/${p.host}`
+        const portApp = portOwner.get(key)
+        if (portApp !== undefined)
+          add(`containers[${i}].ports[${j}].host`, `host port ${key} is already used by app ${portApp}`)
+        else portOwner.set(key, app.manifest.id)
+      })
+    })
+  }
+  apps = apps.filter((a) => !rejected.has(a.manifest.id))
+
+  // Drop apps whose dependencies or file consumers do not resolve, until nothing changes
+  // (an app that depends on a rejected app is rejected too, with the reason).
+  for (let changed = true; changed; ) {
+    changed = false
+    const containers = new Set(apps.flatMap((a) => a.manifest.containers.map((c) => c.name)))
+    for (const app of apps) {
+      const problems: Array<ManifestIssue> = []
+      ;(app.manifest.dependencies ?? []).forEach((d, i) => {
+        if (providersOf(apps, d.app).length === 0) {
+          problems.push({
+            file: app.file,
+            path: `dependencies[${i}].app`,
+            message: `no valid app is or provides "${d.app}"`
+          })
+        }
+      })
+      ;(app.manifest.files ?? []).forEach((f, i) => {
+        f.consumers.forEach((c, j) => {
+          if (!containers.has(c)) {
+            problems.push({
+              file: app.file,
+              path: `files[${i}].consumers[${j}]`,
+              message: `no container "${c}" in the catalog`
+            })
+          }
+        })
+      })
+      if (problems.length > 0) {
+        issues.push(...problems)
+        rejected.add(app.manifest.id)
+        changed = true
+      }
+    }
+    apps = apps.filter((a) => !rejected.has(a.manifest.id))
+  }
+
+  const ordered = orderByDependencies(apps)
+  for (const cycle of ordered.cycles) {
+    const first = cycle[0]!
+    issues.push({
+      file: first.file,
+      path: "dependencies",
+      message: `dependency cycle: ${[...cycle, first].map((a) => a.manifest.id).join(" -> ")}`
+    })
+  }
+  const placed = new Set(ordered.apps.map((a) => a.manifest.id))
+  const cyclic = new Set(ordered.cycles.flat().map((a) => a.manifest.id))
+  for (const app of apps) {
+    if (!placed.has(app.manifest.id) && !cyclic.has(app.manifest.id)) {
+      issues.push({
+        file: app.file,
+        path: "dependencies",
+        message: "depends on an app that is on a dependency cycle"
+      })
+    }
+  }
+  return { apps: ordered.apps, issues }
+}
+
+/**
+ * Kahn's algorithm with the ready set kept sorted by id, so the order is deterministic. Apps
+ * left over sit on or behind a cycle; each cycle is reported once and its apps left out.
+ */
+export const orderByDependencies = (
+  apps: ReadonlyArray<CatalogApp>
+): {
+  readonly apps: ReadonlyArray<CatalogApp>
+  readonly cycles: ReadonlyArray<ReadonlyArray<CatalogApp>>
+} => {
+  const byId = new Map(apps.map((a) => [a.manifest.id, a]))
+  const deps = new Map(
+    apps.map((a) => [
+      a.manifest.id,
+      new Set(
+        (a.manifest.dependencies ?? []).flatMap((d) => providersOf(apps, d.app).map((p) => p.manifest.id))
+      )
+    ])
+  )
+  const out: Array<CatalogApp> = []
+  const done = new Set<string>()
+  const ready = apps.filter((a) => deps.get(a.manifest.id)!.size === 0).map((a) => a.manifest.id)
+  while (ready.length > 0) {
+    ready.sort()
+    const id = ready.shift()!
+    done.add(id)
+    out.push(byId.get(id)!)
+    for (const [other, ds] of deps) {
+      if (!done.has(other) && !ready.includes(other) && ds.has(id) && [...ds].every((d) => done.has(d))) {
+        ready.push(other)
+      }
+    }
+  }
+  const cycles: Array<Array<CatalogApp>> = []
+  const onCycle = new Set<string>()
+  for (const a of apps) {
+    if (done.has(a.manifest.id) || onCycle.has(a.manifest.id)) continue
+    // Walk unfinished dependencies until an id repeats: that loop is a cycle.
+    const trail: Array<string> = []
+    let at: string | undefined = a.manifest.id
+    while (at !== undefined && !trail.includes(at)) {
+      trail.push(at)
+      at = [...deps.get(at)!].sort().find((d) => !done.has(d))
+    }
+    if (at === undefined) continue
+    const cycle = trail.slice(trail.indexOf(at))
+    if (cycle.some((id) => onCycle.has(id))) continue
+    for (const id of cycle) onCycle.add(id)
+    cycles.push(cycle.map((id) => byId.get(id)!))
+  }
+  return { apps: out, cycles }
+}
+
+/** Reads every `<dir>/<id>/manifest.yml`; a directory without one is reported, not skipped. */
+export const loadCatalog = Effect.fn("Catalog.load")(function* (
+  dir: string,
+  policy: ManifestPolicy = defaultPolicy
+) {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const root = path.resolve(dir)
+  const entries = (yield* fs.readDirectory(root)).sort()
+  const sources: Array<ManifestSource> = []
+  const issues: Array<ManifestIssue> = []
+  for (const entry of entries) {
+    const appDir = path.join(root, entry)
+    const info = yield* fs.stat(appDir)
+    if (info.type !== "Directory" || entry.startsWith(".")) continue
+    const file = path.join(appDir, "manifest.yml")
+    const text = yield* fs.readFileString(file).pipe(Effect.option)
+    if (text._tag === "None") {
+      issues.push({ file, path: "", message: "cannot read manifest.yml (every app directory needs one)" })
+      continue
+    }
+    sources.push({ file, dir: appDir, dirName: entry, text: text.value })
+  }
+  const catalog = catalogFromSources(sources, policy)
+  return { apps: catalog.apps, issues: [...issues, ...catalog.issues] } satisfies Catalog
+})

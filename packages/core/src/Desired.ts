@@ -1,0 +1,330 @@
+/**
+ * Desired: what the node should be, derived purely from the catalog, the node's settings, the
+ * user's choices (which apps are installed, which are stopped) and the canonical secrets.
+ *
+ * Every container gets its full creation spec with host paths resolved and a hash of it; every
+ * rendered file gets its exact bytes (when its secrets exist) and their hash. Problems with the
+ * user's choices (a conflict, a missing dependency) block the app with a reason instead of
+ * removing it: a selection mistake must never delete a running node's containers.
+ */
+import * as Redacted from "effect/Redacted"
+import type { Catalog, CatalogApp } from "./Catalog.ts"
+import { providersOf } from "./Catalog.ts"
+import { sha256Hex, shortHash } from "./Hash.ts"
+import type { ContainerManifest, HealthCheck, RenderedFile } from "./Manifest.ts"
+import { labels } from "./Observed.ts"
+import { findRenderer } from "./Render/Renderers.ts"
+
+/** The node-wide settings Desired depends on. */
+export interface NodeConfig {
+  /** Each app's data lives in `<dataRoot>/<app id>/`. */
+  readonly dataRoot: string
+  /** Canonical secrets, one 0600 file each. */
+  readonly secretsDir: string
+  readonly network: NetworkSpec
+}
+
+export interface NetworkSpec {
+  readonly name: string
+  readonly subnet: string
+  readonly gateway: string
+  /** Every container resolves this name to the gateway (FM4). */
+  readonly hostAlias: string
+}
+
+export const defaultNodeConfig: NodeConfig = {
+  dataRoot: "/var/lib/archipelago/apps",
+  secretsDir: "/var/lib/archipelago/secrets",
+  network: {
+    name: "archipelago",
+    subnet: "10.89.0.0/24",
+    gateway: "10.89.0.1",
+    hostAlias: "host.archipelago"
+  }
+}
+
+/** What the user chose: installed apps, and those among them they stopped. */
+export interface Selection {
+  readonly installed: ReadonlyArray<string>
+  readonly stopped: ReadonlyArray<string>
+}
+
+/** The default set for a fresh node: every app marked `defaultInstalled`. */
+export const defaultSelection = (catalog: Catalog): Selection => ({
+  installed: catalog.apps.filter((a) => a.manifest.defaultInstalled === true).map((a) => a.manifest.id),
+  stopped: []
+})
+
+/** One image the node needs, from a registry or built from a local context. */
+export type ResolvedSource =
+  | { readonly _tag: "Registry"; readonly ref: string }
+  | { readonly _tag: "Build"; readonly ref: string; readonly context: string; readonly containerfile: string }
+
+/** Everything `podman create` needs, with host paths resolved. Its hash is the spec-hash label. */
+export interface ContainerSpec {
+  readonly name: string
+  readonly image: string
+  readonly command?: ReadonlyArray<string>
+  readonly entrypoint?: ReadonlyArray<string>
+  readonly user?: string
+  readonly workdir?: string
+  readonly env: ReadonlyArray<readonly [string, string]>
+  readonly ports: ReadonlyArray<{
+    readonly hostIp: string
+    readonly host: number
+    readonly container: number
+    readonly protocol: "tcp" | "udp"
+  }>
+  readonly mounts: ReadonlyArray<{
+    readonly source: string
+    readonly target: string
+    readonly readOnly: boolean
+  }>
+  /** Secrets reach containers only as read-only mounted files. */
+  readonly secretMounts: ReadonlyArray<{
+    readonly name: string
+    readonly source: string
+    readonly target: string
+  }>
+  readonly networks: ReadonlyArray<string>
+  readonly hostNetwork: boolean
+  readonly hostPid: boolean
+  readonly capAdd: ReadonlyArray<string>
+  readonly hosts: ReadonlyArray<readonly [string, string]>
+  readonly stopTimeoutSeconds: number
+  readonly health?: HealthCheck
+  readonly labels: Readonly<Record<string, string>>
+}
+
+export interface DesiredContainer {
+  readonly app: string
+  readonly name: string
+  readonly source: ResolvedSource
+  readonly spec: ContainerSpec
+  readonly specHash: string
+  readonly shouldRun: boolean
+  /** Rendered files (absolute paths) this container consumes: restart when they change. */
+  readonly consumes: ReadonlyArray<string>
+}
+
+export interface DesiredFile {
+  readonly app: string
+  /** Absolute host path. */
+  readonly path: string
+  readonly renderer: string
+  readonly params: Readonly<Record<string, string | number | boolean>>
+  readonly secrets: ReadonlyArray<string>
+  readonly mode: number
+  readonly owner?: string
+  readonly consumers: ReadonlyArray<string>
+  /** The rendered bytes; absent while a secret it needs does not exist yet. */
+  readonly content?: Redacted.Redacted<string>
+  readonly sha256?: string
+  /** Why it cannot be rendered (bad params); its consumers wait. */
+  readonly renderError?: string
+}
+
+export interface DesiredApp {
+  readonly id: string
+  readonly files: ReadonlyArray<DesiredFile>
+  /** In start order: a container comes after those it depends on. */
+  readonly containers: ReadonlyArray<DesiredContainer>
+  /** Set when the user's choices cannot be honoured; existing containers are left alone. */
+  readonly blocked?: string
+}
+
+export interface Desired {
+  readonly network: NetworkSpec
+  /** Canonical secrets the installed apps need, sorted. */
+  readonly secrets: ReadonlyArray<string>
+  /** Images the installed apps need, deduplicated, in first-use order. */
+  readonly images: ReadonlyArray<ResolvedSource>
+  /** Installed apps in dependency order. */
+  readonly apps: ReadonlyArray<DesiredApp>
+  /** Installed apps whose manifests do not load: their containers are kept as they are. */
+  readonly unmanaged: ReadonlyArray<string>
+}
+
+const durationMs = (text: string | undefined, fallbackMs: number): number => {
+  if (text === undefined) return fallbackMs
+  const m = /^([0-9]+)(ms|s|m|h)$/.exec(text)
+  if (m === null) return fallbackMs
+  const n = Number(m[1])
+  return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n * 3_600_000
+}
+
+/** Default grace before SIGKILL: generous, since bitcoind flushes its UTXO cache on stop. */
+const defaultStopTimeoutMs = 30_000
+
+const resolveSource = (app: CatalogApp, c: ContainerManifest): ResolvedSource =>
+  c.build !== undefined
+    ? {
+        _tag: "Build",
+        ref: `localhost/archipelago/${c.name}:${app.manifest.version}`,
+        context: `${app.dir}/${c.build.context}`.replace(/\/\.$/, ""),
+        containerfile: c.build.containerfile ?? "Containerfile"
+      }
+    : { _tag: "Registry", ref: c.image! }
+
+const containerSpec = (
+  node: NodeConfig,
+  app: CatalogApp,
+  c: ContainerManifest,
+  source: ResolvedSource
+): ContainerSpec => {
+  const appRoot = `${node.dataRoot}/${app.manifest.id}`
+  const hostNetwork = c.hostNetwork === true
+  return {
+    name: c.name,
+    image: source.ref,
+    ...(c.command !== undefined ? { command: c.command } : {}),
+    ...(c.entrypoint !== undefined ? { entrypoint: c.entrypoint } : {}),
+    ...(c.user !== undefined ? { user: c.user } : {}),
+    ...(c.workdir !== undefined ? { workdir: c.workdir } : {}),
+    env: Object.entries(c.env ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)),
+    ports: (c.ports ?? []).map((p) => ({
+      hostIp: p.public === true ? "0.0.0.0" : "127.0.0.1",
+      host: p.host,
+      container: p.container,
+      protocol: p.protocol ?? "tcp"
+    })),
+    mounts: (c.mounts ?? []).map((m) => ({
+      source: `${appRoot}/${m.source}`,
+      target: m.target,
+      readOnly: m.readOnly === true
+    })),
+    secretMounts: (c.secrets ?? []).map((s) => ({
+      name: s.name,
+      source: `${node.secretsDir}/${s.name}`,
+      target: s.target ?? `/run/secrets/${s.name}`
+    })),
+    networks: hostNetwork ? [] : (c.networks ?? [node.network.name]),
+    hostNetwork,
+    hostPid: c.hostPid === true,
+    capAdd: [...(c.capAdd ?? [])].sort(),
+    hosts: hostNetwork ? [] : [[node.network.hostAlias, node.network.gateway]],
+    stopTimeoutSeconds: Math.ceil(durationMs(c.stopTimeout, defaultStopTimeoutMs) / 1000),
+    ...(c.health !== undefined ? { health: c.health } : {}),
+    labels: { [labels.app]: app.manifest.id, [labels.container]: c.name }
+  }
+}
+
+/** Orders an app's containers so each comes after the ones it depends on (manifest order on ties). */
+const startOrder = (containers: ReadonlyArray<ContainerManifest>): ReadonlyArray<ContainerManifest> => {
+  const out: Array<ContainerManifest> = []
+  const placed = new Set<string>()
+  let rest = [...containers]
+  while (rest.length > 0) {
+    const next = rest.find((c) => (c.dependsOn ?? []).every((d) => placed.has(d.container)))
+    // A cycle inside one app cannot start in any order; keep manifest order for the rest.
+    const pick = next ?? rest[0]!
+    out.push(pick)
+    placed.add(pick.name)
+    rest = rest.filter((c) => c !== pick)
+  }
+  return out
+}
+
+const renderFile = (
+  node: NodeConfig,
+  app: CatalogApp,
+  f: RenderedFile,
+  secrets: ReadonlyMap<string, Redacted.Redacted<string>>
+): DesiredFile => {
+  const renderer = findRenderer(f.renderer)!
+  const base = {
+    app: app.manifest.id,
+    path: `${node.dataRoot}/${app.manifest.id}/${f.path}`,
+    renderer: f.renderer,
+    params: f.params ?? {},
+    secrets: renderer.secrets,
+    mode: Number.parseInt(f.mode ?? "0600", 8),
+    ...(f.owner !== undefined ? { owner: f.owner } : {}),
+    consumers: f.consumers
+  }
+  if (!renderer.secrets.every((s) => secrets.has(s))) return base
+  try {
+    const content = renderer.render({
+      secrets: new Map(renderer.secrets.map((s) => [s, secrets.get(s)!])),
+      params: base.params
+    })
+    return { ...base, content: Redacted.make(content), sha256: sha256Hex(content) }
+  } catch (e) {
+    return { ...base, renderError: e instanceof Error ? e.message : String(e) }
+  }
+}
+
+/**
+ * Derives Desired. Pure: `secrets` holds the canonical secrets that exist now (a missing one is
+ * planned as EnsureSecret, and the files that need it are rendered on the next pass).
+ */
+export const make = (input: {
+  readonly catalog: Catalog
+  readonly node: NodeConfig
+  readonly selection: Selection
+  readonly secrets: ReadonlyMap<string, Redacted.Redacted<string>>
+}): Desired => {
+  const { catalog, node, selection, secrets } = input
+  const installed = new Set(selection.installed)
+  const stopped = new Set(selection.stopped)
+  const apps = catalog.apps.filter((a) => installed.has(a.manifest.id))
+  const known = new Set(catalog.apps.map((a) => a.manifest.id))
+  const filesByConsumer = new Map<string, Array<string>>()
+  for (const app of apps) {
+    for (const f of app.manifest.files ?? []) {
+      for (const c of f.consumers) {
+        const list = filesByConsumer.get(c) ?? []
+        list.push(`${node.dataRoot}/${app.manifest.id}/${f.path}`)
+        filesByConsumer.set(c, list)
+      }
+    }
+  }
+
+  const images = new Map<string, ResolvedSource>()
+  const desiredApps = apps.map((app): DesiredApp => {
+    const m = app.manifest
+    const conflict = apps.find(
+      (o) => (m.conflicts ?? []).includes(o.manifest.id) || (o.manifest.conflicts ?? []).includes(m.id)
+    )
+    const missing = (m.dependencies ?? []).filter(
+      (d) => !providersOf(apps, d.app).some((p) => p.manifest.id !== m.id)
+    )
+    const blocked =
+      conflict !== undefined
+        ? `conflicts with installed app ${conflict.manifest.id}`
+        : missing.length > 0
+          ? `needs ${missing.map((d) => d.app).join(", ")}: install an app that provides it`
+          : undefined
+    const appStopped = stopped.has(m.id)
+    const containers = startOrder(m.containers).map((c): DesiredContainer => {
+      const source = resolveSource(app, c)
+      if (blocked === undefined && !images.has(source.ref)) images.set(source.ref, source)
+      const spec = containerSpec(node, app, c, source)
+      return {
+        app: m.id,
+        name: c.name,
+        source,
+        spec,
+        specHash: shortHash(spec),
+        shouldRun: !appStopped,
+        consumes: filesByConsumer.get(c.name) ?? []
+      }
+    })
+    return {
+      id: m.id,
+      files: (m.files ?? []).map((f) => renderFile(node, app, f, secrets)),
+      containers,
+      ...(blocked !== undefined ? { blocked } : {})
+    }
+  })
+  const blockedIds = new Set(desiredApps.filter((a) => a.blocked !== undefined).map((a) => a.id))
+  return {
+    network: node.network,
+    secrets: [
+      ...new Set(apps.filter((a) => !blockedIds.has(a.manifest.id)).flatMap((a) => a.manifest.secrets ?? []))
+    ].sort(),
+    images: [...images.values()],
+    apps: desiredApps,
+    unmanaged: selection.installed.filter((id) => !known.has(id)).sort()
+  }
+}

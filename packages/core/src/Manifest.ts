@@ -1,0 +1,379 @@
+/**
+ * The app manifest: the schema of `apps/<id>/manifest.yml` and the rules that keep a manifest
+ * from hurting the node. Decoding is pure (YAML text in, `AppManifest` or a list of
+ * `ManifestIssue`s out); reading the catalog directory lives in `Catalog.ts`.
+ *
+ * Two layers of checks: the Schema decodes shapes and rejects unknown keys; `checkManifest`
+ * then enforces the node's safety rules (no privileged mode, no host namespaces unless
+ * allow-listed, mounts only under the app's data root, no `..`), each with the path inside the
+ * file so a packager can fix it without guessing.
+ */
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as Yaml from "yaml"
+import { findRenderer } from "./Render/Renderers.ts"
+
+const Id = Schema.String.check(
+  Schema.isPattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
+    expected: "a lowercase id of letters, digits and dashes (at most 63 characters)"
+  })
+)
+const ContainerName = Schema.String.check(
+  Schema.isPattern(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, { expected: "a podman container name" })
+)
+/** Durations are written the way operators write them: `500ms`, `30s`, `10m`, `1h`. */
+const DurationText = Schema.String.check(
+  Schema.isPattern(/^[0-9]+(ms|s|m|h)$/, { expected: "a duration such as 500ms, 30s, 10m or 1h" })
+)
+const FileMode = Schema.String.check(
+  Schema.isPattern(/^0[0-7]{3}$/, { expected: "an octal file mode such as 0600 or 0644" })
+)
+const Owner = Schema.String.check(
+  Schema.isPattern(/^[0-9]+:[0-9]+$/, { expected: "a numeric uid:gid such as 1000:1000" })
+)
+const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+
+/** Where a container's image comes from: a registry reference, or a local build. */
+export const BuildSource = Schema.Struct({
+  /** Build context, relative to the app's directory in the catalog. */
+  context: Schema.String,
+  containerfile: Schema.optionalKey(Schema.String)
+})
+export type BuildSource = typeof BuildSource.Type
+
+export const PortMapping = Schema.Struct({
+  host: Port,
+  container: Port,
+  protocol: Schema.optionalKey(Schema.Literals(["tcp", "udp"])),
+  /** Ports bind to 127.0.0.1 unless declared public (reachable from the LAN). */
+  public: Schema.optionalKey(Schema.Boolean)
+})
+export type PortMapping = typeof PortMapping.Type
+
+export const Mount = Schema.Struct({
+  /** Path relative to the app's data root on the host. */
+  source: Schema.String,
+  /** Absolute path inside the container. */
+  target: Schema.String,
+  readOnly: Schema.optionalKey(Schema.Boolean)
+})
+export type Mount = typeof Mount.Type
+
+export const SecretUse = Schema.Struct({
+  name: Id,
+  /** Only mounted files: env and args are readable through `podman inspect`. */
+  as: Schema.optionalKey(Schema.Literal("file")),
+  /** Absolute path inside the container; defaults to /run/secrets/<name>. */
+  target: Schema.optionalKey(Schema.String)
+})
+export type SecretUse = typeof SecretUse.Type
+
+export const HealthCheck = Schema.Struct({
+  command: Schema.NonEmptyArray(Schema.String),
+  interval: Schema.optionalKey(DurationText),
+  timeout: Schema.optionalKey(DurationText),
+  /** Failures during the start period count as progress (bitcoind loading its index). */
+  startPeriod: Schema.optionalKey(DurationText),
+  retries: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100 })))
+})
+export type HealthCheck = typeof HealthCheck.Type
+
+export const RestartPolicy = Schema.Struct({
+  policy: Schema.Literals(["always", "on-failure", "never"]),
+  backoffInitial: Schema.optionalKey(DurationText),
+  backoffMax: Schema.optionalKey(DurationText),
+  /** Running this long without a crash resets the backoff. */
+  resetAfter: Schema.optionalKey(DurationText)
+})
+export type RestartPolicy = typeof RestartPolicy.Type
+
+export const ContainerDependency = Schema.Struct({
+  container: ContainerName,
+  condition: Schema.optionalKey(Schema.Literals(["started", "healthy"]))
+})
+
+export const PreStartHook = Schema.Struct({
+  /** Rendered files (by path) that must be written before this container starts. */
+  render: Schema.NonEmptyArray(Schema.String)
+})
+export type PreStartHook = typeof PreStartHook.Type
+
+/** Linux capabilities a manifest may add; anything broader is refused. */
+export const allowedCapabilities = [
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "FOWNER",
+  "NET_BIND_SERVICE",
+  "SETGID",
+  "SETUID"
+] as const
+
+export const ContainerManifest = Schema.Struct({
+  name: ContainerName,
+  image: Schema.optionalKey(Schema.String),
+  build: Schema.optionalKey(BuildSource),
+  command: Schema.optionalKey(Schema.Array(Schema.String)),
+  entrypoint: Schema.optionalKey(Schema.Array(Schema.String)),
+  user: Schema.optionalKey(Schema.String),
+  workdir: Schema.optionalKey(Schema.String),
+  env: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+  ports: Schema.optionalKey(Schema.Array(PortMapping)),
+  mounts: Schema.optionalKey(Schema.Array(Mount)),
+  networks: Schema.optionalKey(Schema.Array(Id)),
+  secrets: Schema.optionalKey(Schema.Array(SecretUse)),
+  health: Schema.optionalKey(HealthCheck),
+  stopTimeout: Schema.optionalKey(DurationText),
+  restart: Schema.optionalKey(RestartPolicy),
+  dependsOn: Schema.optionalKey(Schema.Array(ContainerDependency)),
+  preStart: Schema.optionalKey(Schema.Array(PreStartHook)),
+  capAdd: Schema.optionalKey(Schema.Array(Schema.String)),
+  privileged: Schema.optionalKey(Schema.Boolean),
+  hostNetwork: Schema.optionalKey(Schema.Boolean),
+  hostPid: Schema.optionalKey(Schema.Boolean)
+})
+export type ContainerManifest = typeof ContainerManifest.Type
+
+export const RenderedFile = Schema.Struct({
+  /** Path relative to the app's data root on the host. */
+  path: Schema.String,
+  renderer: Schema.String,
+  params: Schema.optionalKey(
+    Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Number, Schema.Boolean]))
+  ),
+  mode: Schema.optionalKey(FileMode),
+  owner: Schema.optionalKey(Owner),
+  /** Containers (by name, in any app) restarted when the bytes change. */
+  consumers: Schema.Array(ContainerName)
+})
+export type RenderedFile = typeof RenderedFile.Type
+
+export const AppDependency = Schema.Struct({
+  /** An app id, or a capability another app provides (`bitcoind`). */
+  app: Id,
+  condition: Schema.optionalKey(Schema.Literals(["started", "healthy"]))
+})
+export type AppDependency = typeof AppDependency.Type
+
+export const categories = [
+  "bitcoin",
+  "lightning",
+  "explorer",
+  "payments",
+  "interface",
+  "files",
+  "network",
+  "social",
+  "system"
+] as const
+
+export const AppManifest = Schema.Struct({
+  id: Id,
+  name: Schema.NonEmptyString,
+  version: Schema.NonEmptyString,
+  description: Schema.NonEmptyString,
+  category: Schema.Literals(categories),
+  defaultInstalled: Schema.optionalKey(Schema.Boolean),
+  provides: Schema.optionalKey(Schema.Array(Id)),
+  conflicts: Schema.optionalKey(Schema.Array(Id)),
+  dependencies: Schema.optionalKey(Schema.Array(AppDependency)),
+  /** Canonical secrets this app consumes; the SecretStore generates each once. */
+  secrets: Schema.optionalKey(Schema.Array(Id)),
+  files: Schema.optionalKey(Schema.Array(RenderedFile)),
+  containers: Schema.NonEmptyArray(ContainerManifest)
+})
+export type AppManifest = typeof AppManifest.Type
+
+/** One problem in one manifest: which file, where inside it, and what was expected. */
+export interface ManifestIssue {
+  readonly file: string
+  readonly path: string
+  readonly message: string
+}
+
+export const formatIssue = (issue: ManifestIssue): string =>
+  issue.path === "" ? `${issue.file}: ${issue.message}` : `${issue.file}: at ${issue.path}: ${issue.message}`
+
+/** Apps allowed to share the host's network or PID namespace (none by default). */
+export interface ManifestPolicy {
+  readonly hostNamespaceAllowList: ReadonlyArray<string>
+}
+export const defaultPolicy: ManifestPolicy = { hostNamespaceAllowList: [] }
+
+const pathText = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (acc, key) =>
+      typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`,
+    ""
+  )
+
+const standardFormatter = SchemaIssue.makeFormatterStandardSchemaV1()
+const decodeManifest = Schema.decodeUnknownResult(AppManifest)
+
+/**
+ * Decodes one manifest's YAML text. `file` names it in every issue; `dirName` is the catalog
+ * directory it sits in, which must equal its id.
+ */
+export const parseManifest = (
+  file: string,
+  text: string,
+  dirName: string,
+  policy: ManifestPolicy = defaultPolicy
+): { readonly manifest: AppManifest } | { readonly issues: ReadonlyArray<ManifestIssue> } => {
+  const doc = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    return {
+      issues: doc.errors.map((e) => ({
+        file,
+        path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "",
+        message: `invalid YAML: ${e.message.split("\n")[0]}`
+      }))
+    }
+  }
+  const decoded = decodeManifest(doc.toJS(), { onExcessProperty: "error", errors: "all" })
+  if (decoded._tag === "Failure") {
+    const { issues } = standardFormatter(decoded.failure.issue)
+    return {
+      issues: issues.map((i) => ({
+        file,
+        path: pathText((i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))),
+        message: i.message === "Expected no excess property" ? "unknown key" : i.message
+      }))
+    }
+  }
+  const issues = checkManifest(decoded.success, dirName, policy).map((i) => ({ file, ...i }))
+  return issues.length > 0 ? { issues } : { manifest: decoded.success }
+}
+
+/** A relative path that stays inside its root: no absolute path, no `..`, no empty segment. */
+export const isContainedRelativePath = (p: string): boolean =>
+  p.length > 0 && !p.startsWith("/") && p.split("/").every((seg) => seg !== ".." && seg !== "" && seg !== ".")
+
+const isCleanAbsolutePath = (p: string): boolean =>
+  p.startsWith("/") && p.split("/").every((seg) => seg !== ".." && seg !== ".")
+
+/** The node's safety rules for one decoded manifest; paths are relative to the file. */
+export const checkManifest = (
+  m: AppManifest,
+  dirName: string,
+  policy: ManifestPolicy
+): Array<{ readonly path: string; readonly message: string }> => {
+  const out: Array<{ path: string; message: string }> = []
+  const add = (path: string, message: string) => out.push({ path, message })
+  if (m.id !== dirName) add("id", `expected the directory name "${dirName}", got "${m.id}"`)
+  const secrets = new Set(m.secrets ?? [])
+  const containerNames = new Set<string>()
+  const filePaths = new Set((m.files ?? []).map((f) => f.path))
+  const hostNamespaceAllowed = policy.hostNamespaceAllowList.includes(m.id)
+
+  m.containers.forEach((c, i) => {
+    const at = `containers[${i}]`
+    if (containerNames.has(c.name)) add(`${at}.name`, `container name "${c.name}" is used twice`)
+    containerNames.add(c.name)
+    if ((c.image === undefined) === (c.build === undefined)) {
+      add(at, "expected exactly one of image or build")
+    }
+    if (
+      c.image !== undefined &&
+      !/^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9._/-]+(:[A-Za-z0-9._-]+)?(@sha256:[a-f0-9]{64})?$/.test(c.image)
+    ) {
+      add(
+        `${at}.image`,
+        `expected a fully qualified image reference (registry/name:tag[@sha256:...]), got "${c.image}"`
+      )
+    }
+    if (
+      c.image !== undefined &&
+      !c.image.includes("@") &&
+      !/:[A-Za-z0-9._-]+$/.test(c.image.split("/").pop() ?? "")
+    ) {
+      add(`${at}.image`, "expected a pinned tag or digest, not an implicit latest")
+    }
+    if (c.build !== undefined) {
+      if (!isContainedRelativePath(c.build.context) && c.build.context !== ".") {
+        add(`${at}.build.context`, `expected a path inside the app's directory, got "${c.build.context}"`)
+      }
+      if (c.build.containerfile !== undefined && !isContainedRelativePath(c.build.containerfile)) {
+        add(
+          `${at}.build.containerfile`,
+          `expected a path inside the build context, got "${c.build.containerfile}"`
+        )
+      }
+    }
+    if (c.privileged === true) add(`${at}.privileged`, "privileged containers are not allowed on the node")
+    if (c.hostNetwork === true && !hostNamespaceAllowed) {
+      add(
+        `${at}.hostNetwork`,
+        `the host network namespace is only allowed for system apps; "${m.id}" is not one`
+      )
+    }
+    if (c.hostPid === true && !hostNamespaceAllowed) {
+      add(`${at}.hostPid`, `the host PID namespace is only allowed for system apps; "${m.id}" is not one`)
+    }
+    ;(c.capAdd ?? []).forEach((cap, j) => {
+      if (!(allowedCapabilities as ReadonlyArray<string>).includes(cap)) {
+        add(
+          `${at}.capAdd[${j}]`,
+          `capability ${cap} is not allowed (allowed: ${allowedCapabilities.join(", ")})`
+        )
+      }
+    })
+    ;(c.mounts ?? []).forEach((mount, j) => {
+      if (!isContainedRelativePath(mount.source)) {
+        add(
+          `${at}.mounts[${j}].source`,
+          `expected a path inside the app's data root (relative, no ".."), got "${mount.source}"`
+        )
+      }
+      if (!isCleanAbsolutePath(mount.target)) {
+        add(
+          `${at}.mounts[${j}].target`,
+          `expected an absolute container path without "..", got "${mount.target}"`
+        )
+      }
+    })
+    ;(c.secrets ?? []).forEach((s, j) => {
+      if (!secrets.has(s.name))
+        add(`${at}.secrets[${j}].name`, `secret "${s.name}" is not declared in secrets`)
+      if (s.target !== undefined && !isCleanAbsolutePath(s.target)) {
+        add(
+          `${at}.secrets[${j}].target`,
+          `expected an absolute container path without "..", got "${s.target}"`
+        )
+      }
+    })
+    ;(c.preStart ?? []).forEach((hook, j) => {
+      hook.render.forEach((p, k) => {
+        if (!filePaths.has(p))
+          add(`${at}.preStart[${j}].render[${k}]`, `"${p}" is not one of this app's files`)
+      })
+    })
+  })
+  m.containers.forEach((c, i) => {
+    ;(c.dependsOn ?? []).forEach((d, j) => {
+      if (!containerNames.has(d.container)) {
+        add(`containers[${i}].dependsOn[${j}].container`, `no container "${d.container}" in this app`)
+      } else if (d.container === c.name) {
+        add(`containers[${i}].dependsOn[${j}].container`, "a container cannot depend on itself")
+      }
+    })
+  })
+  ;(m.files ?? []).forEach((f, i) => {
+    const at = `files[${i}]`
+    if (!isContainedRelativePath(f.path)) {
+      add(`${at}.path`, `expected a path inside the app's data root (relative, no ".."), got "${f.path}"`)
+    }
+    const renderer = findRenderer(f.renderer)
+    if (renderer === undefined) {
+      add(`${at}.renderer`, `unknown renderer "${f.renderer}"`)
+    } else {
+      for (const s of renderer.secrets) {
+        if (!secrets.has(s))
+          add(`${at}.renderer`, `renderer ${f.renderer} needs secret "${s}", not declared in secrets`)
+      }
+    }
+  })
+  ;(m.dependencies ?? []).forEach((d, i) => {
+    if (d.app === m.id) add(`dependencies[${i}].app`, "an app cannot depend on itself")
+  })
+  return out
+}
