@@ -106,6 +106,12 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
       unlabeledByName.set(c.name, c)
     }
   }
+  // Keep the container that carries the right name (then the oldest id); the rest are duplicates.
+  for (const [name, list] of ours) {
+    list.sort(
+      (a, b) => Number(b.name === name) - Number(a.name === name) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    )
+  }
   const desiredContainers = new Map(
     desired.apps.flatMap((a) => a.containers.map((c) => [c.name, c] as const))
   )
@@ -236,52 +242,50 @@ const containerActions = (
     if (want.shouldRun) out.push(start(`container ${want.name} was just created`))
     return out
   }
-  if (mine === undefined && foreign !== undefined) {
-    const specMatches = foreign.image === want.spec.image
-    const out: Array<Action> = [
+  const out: Array<Action> = []
+  let have: ObservedContainer
+  if (mine !== undefined) {
+    have = mine
+  } else {
+    // An unlabeled container with a name a manifest claims: adopt it, then treat it as ours.
+    const found = foreign!
+    const specMatches = found.image === want.spec.image
+    out.push(
       Action.Adopt({
         target,
         cause: `container ${want.name} exists without our labels; adopting it`,
-        containerId: foreign.id,
+        containerId: found.id,
         container: want,
         specMatches
       })
-    ]
+    )
+    have = specMatches ? { ...found, labels: { ...found.labels, [labels.specHash]: want.specHash } } : found
     if (!specMatches) {
       out.push(
         Action.Recreate({
           target,
-          cause: `adopted container runs image ${foreign.image}, the manifest wants ${want.spec.image}`,
-          containerId: foreign.id,
+          cause: `adopted container runs image ${found.image}, the manifest wants ${want.spec.image}`,
+          containerId: found.id,
           container: want
         })
       )
       if (want.shouldRun) out.push(start(`container ${want.name} was just recreated`))
-    } else if (want.shouldRun && foreign.state !== "running") {
-      out.push(start(`container ${want.name} ${describeState(foreign)}`))
-    } else if (!want.shouldRun && foreign.state === "running") {
-      stops.push(
-        Action.Stop({
-          target,
-          cause: "app is stopped by the user",
-          name: want.name,
-          timeoutSeconds: want.spec.stopTimeoutSeconds
-        })
-      )
+      return out
     }
-    return out
   }
-  const have = mine!
   const haveHash = have.labels[labels.specHash]
-  if (haveHash !== want.specHash) {
-    const out: Array<Action> = [
+  if (haveHash !== want.specHash || have.name !== want.name) {
+    out.push(
       Action.Recreate({
         target,
-        cause: `spec changed (hash ${haveHash ?? "none"} -> ${want.specHash})`,
+        cause:
+          have.name !== want.name
+            ? `container ${have.name} carries the labels of ${want.name}; recreating it under its own name`
+            : `spec changed (hash ${haveHash ?? "none"} -> ${want.specHash})`,
         containerId: have.id,
         container: want
       })
-    ]
+    )
     if (want.shouldRun) out.push(start(`container ${want.name} was just recreated`))
     return out
   }
@@ -296,9 +300,9 @@ const containerActions = (
         })
       )
     }
-    return []
+    return out
   }
-  if (have.state !== "running") return [start(`container ${want.name} ${describeState(have)}`)]
+  if (have.state !== "running") return [...out, start(`container ${want.name} ${describeState(have)}`)]
 
   // Running and current: restart it if a config it reads changed underneath it.
   const changedNow = want.consumes.find((p) => rewritten.has(p))
@@ -309,7 +313,7 @@ const containerActions = (
   const changed = changedNow ?? changedSince
   if (changed !== undefined) {
     const file = changed.split("/").pop()
-    return [
+    out.push(
       Action.Restart({
         target,
         cause:
@@ -319,7 +323,7 @@ const containerActions = (
         name: want.name,
         timeoutSeconds: want.spec.stopTimeoutSeconds
       })
-    ]
+    )
   }
-  return []
+  return out
 }
