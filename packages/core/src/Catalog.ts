@@ -62,23 +62,49 @@ export const catalogFromSources = (
   const portOwner = new Map<string, string>()
   const rejected = new Set<string>()
   for (const app of apps) {
-    const add = (path: string, message: string) => {
-      issues.push({ file: app.file, path, message })
-      rejected.add(app.manifest.id)
-    }
+    // Collect this app's claims first, and register them only if the app is accepted, so a
+    // rejected app never blocks a later one.
+    const problems: Array<ManifestIssue> = []
+    const names = new Map<string, string>()
+    const ports = new Map<string, string>()
     app.manifest.containers.forEach((c, i) => {
       const owner = containerOwner.get(c.name)
-      if (owner !== undefined)
-        add(`containers[${i}].name`, `container name "${c.name}" is already used by app ${owner}`)
-      else containerOwner.set(c.name, app.manifest.id)
+      if (owner !== undefined) {
+        problems.push({
+          file: app.file,
+          path: `containers[${i}].name`,
+          message: `container name "${c.name}" is already used by app ${owner}`
+        })
+      }
+      names.set(c.name, app.manifest.id)
       ;(c.ports ?? []).forEach((p, j) => {
         const key = `${p.protocol ?? "tcp"}/${p.host}`
+        const path = `containers[${i}].ports[${j}].host`
         const portApp = portOwner.get(key)
-        if (portApp !== undefined)
-          add(`containers[${i}].ports[${j}].host`, `host port ${key} is already used by app ${portApp}`)
-        else portOwner.set(key, app.manifest.id)
+        const inThisApp = ports.get(key)
+        if (portApp !== undefined) {
+          problems.push({
+            file: app.file,
+            path,
+            message: `host port ${key} is already used by app ${portApp}`
+          })
+        } else if (inThisApp !== undefined) {
+          problems.push({
+            file: app.file,
+            path,
+            message: `host port ${key} is already used by ${inThisApp} in this app`
+          })
+        }
+        ports.set(key, `container ${c.name}`)
       })
     })
+    if (problems.length > 0) {
+      issues.push(...problems)
+      rejected.add(app.manifest.id)
+      continue
+    }
+    for (const name of names.keys()) containerOwner.set(name, app.manifest.id)
+    for (const key of ports.keys()) portOwner.set(key, app.manifest.id)
   }
   apps = apps.filter((a) => !rejected.has(a.manifest.id))
 

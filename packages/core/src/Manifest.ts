@@ -199,7 +199,8 @@ export interface ManifestPolicy {
 }
 export const defaultPolicy: ManifestPolicy = { hostNamespaceAllowList: [] }
 
-const pathText = (path: ReadonlyArray<PropertyKey>): string =>
+/** `["containers", 0, "mounts"]` -> `containers[0].mounts`, as packagers read paths. */
+export const pathText = (path: ReadonlyArray<PropertyKey>): string =>
   path.reduce<string>(
     (acc, key) =>
       typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`,
@@ -219,12 +220,13 @@ export const parseManifest = (
   dirName: string,
   policy: ManifestPolicy = defaultPolicy
 ): { readonly manifest: AppManifest } | { readonly issues: ReadonlyArray<ManifestIssue> } => {
-  const doc = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true })
+  const lines = new Yaml.LineCounter()
+  const doc = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines })
   if (doc.errors.length > 0) {
     return {
       issues: doc.errors.map((e) => ({
         file,
-        path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "",
+        path: `line ${lines.linePos(e.pos[0]).line}, column ${lines.linePos(e.pos[0]).col}`,
         message: `invalid YAML: ${e.message.split("\n")[0]}`
       }))
     }
@@ -374,6 +376,9 @@ export const checkManifest = (
   })
   ;(m.dependencies ?? []).forEach((d, i) => {
     if (d.app === m.id) add(`dependencies[${i}].app`, "an app cannot depend on itself")
+    else if ((m.provides ?? []).includes(d.app)) {
+      add(`dependencies[${i}].app`, `an app cannot depend on "${d.app}", which it provides itself`)
+    }
   })
   return out
 }

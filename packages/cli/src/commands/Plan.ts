@@ -2,7 +2,7 @@
  * `archy plan`: the dry run. Plans the catalog's default apps against an Observed snapshot read
  * from a JSON file (or an empty node) and prints each action with its cause. Changes nothing.
  */
-import { Action, Desired, Observed, Plan } from "@archy/core"
+import { Action, Desired, Manifest, Observed, Plan } from "@archy/core"
 import * as Console from "effect/Console"
 import { Command, Flag } from "effect/cli"
 import * as Effect from "effect/Effect"
@@ -26,7 +26,7 @@ const readObserved = Effect.fn("Cli.readObserved")(function* (file: string) {
   const decoded = Observed.decodeObservedJson(text)
   if (decoded._tag === "Success") return decoded.success
   for (const issue of formatObservedError(decoded.failure.issue).issues) {
-    const at = (issue.path ?? []).map((p) => (typeof p === "object" ? String(p.key) : String(p))).join(".")
+    const at = Manifest.pathText((issue.path ?? []).map((p) => (typeof p === "object" ? p.key : p)))
     yield* Console.error(`${file}: ${at === "" ? "" : `at ${at}: `}${issue.message}`)
   }
   return yield* new Reported()

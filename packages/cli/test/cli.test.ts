@@ -1,0 +1,308 @@
+import { spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Catalog, Desired, Observed } from "@archy/core"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+const appsDir = join(root, "apps")
+
+interface Run {
+  readonly status: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs the real `archy` executable from the repo root. */
+const archy = (...args: Array<string>): Run => {
+  const { ARCHY_APPS_DIR: _, ...env } = process.env
+  const result = spawnSync(
+    process.execPath,
+    ["--disable-warning=ExperimentalWarning", "packages/cli/src/bin.ts", ...args],
+    { cwd: root, env, encoding: "utf8", timeout: 30_000 }
+  )
+  if (result.error !== undefined) throw result.error
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+const tempDirs: Array<string> = []
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+})
+const tempDir = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), "archy-cli-"))
+  tempDirs.push(dir)
+  return dir
+}
+
+/** A manifest for `id` with one container; `container` is YAML spliced into the container. */
+const manifestText = (id: string, container = "", top = "") => `id: ${id}
+name: ${id}
+version: 1.0.0
+description: The ${id} app
+category: system
+${top}
+containers:
+  - name: ${id}
+    image: docker.io/library/nginx:1.27.5-alpine
+${container}`
+
+/** Writes a catalog directory; returns it and each app's manifest path. */
+const catalog = (apps: Record<string, string>) => {
+  const dir = tempDir()
+  const files: Record<string, string> = {}
+  for (const [id, text] of Object.entries(apps)) {
+    mkdirSync(join(dir, id))
+    files[id] = join(dir, id, "manifest.yml")
+    writeFileSync(files[id], text)
+  }
+  return { dir, files }
+}
+
+interface JsonAction {
+  readonly kind: string
+  readonly target: string
+  readonly cause: string
+}
+
+const parseActions = (stdout: string): ReadonlyArray<JsonAction> => {
+  const parsed: unknown = JSON.parse(stdout)
+  assert.isObject(parsed)
+  const actions = (parsed as { actions?: unknown }).actions
+  assert.isArray(actions)
+  for (const a of actions as Array<unknown>) {
+    assert.isObject(a)
+    assert.deepStrictEqual(Object.keys(a as object).sort(), ["cause", "kind", "target"])
+    for (const key of ["kind", "target", "cause"] as const) {
+      const value = (a as Record<string, unknown>)[key]
+      assert.isString(value)
+      assert.isAbove((value as string).length, 0)
+    }
+  }
+  return actions as ReadonlyArray<JsonAction>
+}
+
+describe("archy validate", () => {
+  it("accepts the repo's catalog", () => {
+    const run = archy("validate", "apps")
+    assert.strictEqual(run.status, 0, run.stderr)
+    assert.strictEqual(run.stdout.trim(), `6 app(s) valid in ${appsDir}`)
+    assert.strictEqual(run.stderr, "")
+  })
+
+  it("uses the install's apps/ without an argument", () => {
+    const run = archy("validate")
+    assert.strictEqual(run.status, 0, run.stderr)
+    assert.include(run.stdout, `6 app(s) valid in ${appsDir}`)
+  })
+
+  it("reports an unknown key with the manifest's path and exits 1", () => {
+    const { dir, files } = catalog({ alpha: manifestText("alpha", "    restartPolicy: always") })
+    const run = archy("validate", dir)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `${files.alpha}: at containers[0].restartPolicy: unknown key`)
+    assert.include(run.stderr, `1 problem(s); 0 app(s) valid in ${dir}`)
+    assert.strictEqual(run.stdout, "")
+  })
+
+  it("reports a mount that climbs out of the data root", () => {
+    const { dir, files } = catalog({
+      alpha: manifestText("alpha", "    mounts:\n      - { source: ../../etc, target: /etc/host }")
+    })
+    const run = archy("validate", dir)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `${files.alpha}: at containers[0].mounts[0].source:`)
+    assert.include(run.stderr, `"../../etc"`)
+  })
+
+  it("reports only the bad app of a catalog with a good one", () => {
+    const { dir, files } = catalog({
+      alpha: manifestText("alpha"),
+      beta: manifestText("beta", "    privileged: true")
+    })
+    const run = archy("validate", dir)
+    assert.strictEqual(run.status, 1)
+    const lines = run.stderr.trimEnd().split("\n")
+    assert.deepStrictEqual(lines, [
+      `${files.beta}: at containers[0].privileged: privileged containers are not allowed on the node`,
+      `1 problem(s); 1 app(s) valid in ${dir}`
+    ])
+    assert.notInclude(run.stderr, files.alpha!)
+  })
+
+  it("reports an app directory without a manifest", () => {
+    const { dir } = catalog({ alpha: manifestText("alpha") })
+    mkdirSync(join(dir, "beta"))
+    const run = archy("validate", dir)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `${join(dir, "beta", "manifest.yml")}: cannot read manifest.yml`)
+  })
+
+  it("reports a catalog directory that does not exist", () => {
+    const missing = join(tempDir(), "nowhere")
+    const run = archy("validate", missing)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `archy: cannot read the catalog at ${missing}`)
+  })
+})
+
+describe("archy plan", () => {
+  it("prints the plan for an empty node as JSON", () => {
+    const run = archy("plan", "--apps", "apps", "--json")
+    assert.strictEqual(run.status, 0, run.stderr)
+    const actions = parseActions(run.stdout)
+    assert.isAbove(actions.length, 0)
+    const kinds = new Set(actions.map((a) => a.kind))
+    for (const kind of ["ensure-network", "ensure-secret", "pull-image", "write-file", "create", "start"]) {
+      assert.isTrue(kinds.has(kind), `no ${kind} action`)
+    }
+    assert.deepStrictEqual(actions[0], {
+      kind: "ensure-network",
+      target: "network:archipelago",
+      cause: "network archipelago does not exist (want 10.89.0.0/24, gateway 10.89.0.1)"
+    })
+    const containers = actions.filter((a) => a.kind === "create").map((a) => a.target)
+    assert.deepStrictEqual([...containers].sort(), [
+      "container:archy-bitcoin-ui",
+      "container:archy-electrs-ui",
+      "container:archy-lnd-ui",
+      "container:bitcoin-knots",
+      "container:electrumx",
+      "container:lnd"
+    ])
+    // Dependencies come first: the bitcoin node before lnd, lnd before its UI.
+    const at = (target: string) => actions.findIndex((a) => a.kind === "create" && a.target === target)
+    assert.isBelow(at("container:bitcoin-knots"), at("container:lnd"))
+    assert.isBelow(at("container:lnd"), at("container:archy-lnd-ui"))
+    for (const create of containers) {
+      const i = actions.findIndex((a) => a.kind === "create" && a.target === create)
+      assert.deepStrictEqual(actions[i + 1]?.kind, "start")
+      assert.deepStrictEqual(actions[i + 1]?.target, create)
+    }
+  })
+
+  it("prints one line per action in the human output", () => {
+    const json = parseActions(archy("plan", "--apps", "apps", "--json").stdout)
+    const run = archy("plan", "--apps", "apps")
+    assert.strictEqual(run.status, 0, run.stderr)
+    const lines = run.stdout.trimEnd().split("\n")
+    assert.strictEqual(lines.length, json.length)
+    lines.forEach((line, i) => {
+      const action = json[i]!
+      assert.match(
+        line,
+        new RegExp(`^${action.kind} +${action.target.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} +`)
+      )
+      assert.isTrue(line.endsWith(action.cause), line)
+    })
+  })
+
+  it("exits 1 naming the file and the path when --observed does not fit", () => {
+    const file = join(tempDir(), "observed.json")
+    writeFileSync(
+      file,
+      JSON.stringify({ containers: [{ id: 7 }], images: [], networks: [], secrets: [], files: [] })
+    )
+    const run = archy("plan", "--apps", "apps", "--observed", file)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, file)
+    assert.include(run.stderr, "containers[0].id")
+    assert.strictEqual(run.stdout, "")
+  })
+
+  it("exits 1 naming the file when --observed is not JSON", () => {
+    const file = join(tempDir(), "observed.json")
+    writeFileSync(file, "{ not json")
+    const run = archy("plan", "--apps", "apps", "--observed", file)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `${file}:`)
+  })
+
+  it("exits 1 when --observed cannot be read", () => {
+    const file = join(tempDir(), "missing.json")
+    const run = archy("plan", "--apps", "apps", "--observed", file)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `archy: cannot read ${file}`)
+  })
+
+  it("prints the plan but exits 1 when the catalog has issues", () => {
+    const { dir, files } = catalog({
+      alpha: manifestText("alpha", "", "defaultInstalled: true"),
+      beta: manifestText("beta", "    hostPid: true", "defaultInstalled: true")
+    })
+    const run = archy("plan", "--apps", dir, "--json")
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `${files.beta}: at containers[0].hostPid:`)
+    const targets = parseActions(run.stdout).map((a) => a.target)
+    assert.include(targets, "container:alpha")
+    assert.notInclude(targets, "container:beta")
+  })
+
+  describe("against a node where everything already runs", () => {
+    const sources = readdirSync(appsDir).map((dirName) => ({
+      file: join(appsDir, dirName, "manifest.yml"),
+      dir: join(appsDir, dirName),
+      dirName,
+      text: readFileSync(join(appsDir, dirName, "manifest.yml"), "utf8")
+    }))
+    const loaded = Catalog.catalogFromSources(sources)
+    const desired = Desired.make({
+      catalog: loaded,
+      node: Desired.defaultNodeConfig,
+      selection: Desired.defaultSelection(loaded),
+      secrets: new Map()
+    })
+    const running = (
+      overrides: Record<string, Partial<Observed.ObservedContainer>> = {}
+    ): Observed.Observed => ({
+      containers: desired.apps.flatMap((app) =>
+        app.containers.map((c) => ({
+          id: `${c.name}-0123456789abcdef`,
+          name: c.name,
+          image: c.spec.image,
+          labels: { ...c.spec.labels, [Observed.labels.specHash]: c.specHash },
+          state: "running" as const,
+          startedAtMs: 1_700_000_000_000,
+          ...overrides[c.name]
+        }))
+      ),
+      images: desired.images.map((source, i) => ({ id: `image-${i}`, names: [source.ref] })),
+      networks: [
+        { name: desired.network.name, subnet: desired.network.subnet, gateway: desired.network.gateway }
+      ],
+      secrets: [...desired.secrets],
+      files: []
+    })
+    const planAgainst = (observed: Observed.Observed) => {
+      const file = join(tempDir(), "observed.json")
+      writeFileSync(file, JSON.stringify(observed))
+      const run = archy("plan", "--apps", "apps", "--observed", file, "--json")
+      assert.strictEqual(run.status, 0, run.stderr)
+      return parseActions(run.stdout)
+    }
+
+    it("only waits on the files it cannot check without secret values", () => {
+      assert.strictEqual(loaded.issues.length, 0)
+      const actions = planAgainst(running())
+      assert.deepStrictEqual(
+        actions.map((a) => [a.kind, a.target]),
+        [
+          ["wait", "file:/var/lib/archipelago/apps/bitcoin-knots/data/bitcoin.conf"],
+          ["wait", "file:/var/lib/archipelago/apps/bitcoin-ui/nginx.conf"],
+          ["wait", "file:/var/lib/archipelago/apps/lnd/data/lnd.conf"]
+        ]
+      )
+      for (const a of actions) assert.include(a.cause, "secret values are not available")
+    })
+
+    it("starts only the container that exited", () => {
+      const actions = planAgainst(running({ lnd: { state: "exited", exitCode: 1 } }))
+      assert.deepStrictEqual(
+        actions.filter((a) => a.kind !== "wait"),
+        [{ kind: "start", target: "container:lnd", cause: "container lnd is exited (exit code 1)" }]
+      )
+    })
+  })
+})
