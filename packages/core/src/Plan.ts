@@ -22,6 +22,8 @@ export interface PlanOptions {
   readonly now: number
 }
 
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
 const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, "0")}`
 
 const containerTarget = (name: string) => `container:${name}`
@@ -81,7 +83,8 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
       )
     }
   }
-  const imageNames = new Set(observed.images.flatMap((i) => i.names))
+  const imageNames = new Set<string>()
+  for (const image of observed.images) for (const n of image.names) imageNames.add(n)
   for (const source of desired.images) {
     if (imageNames.has(source.ref)) continue
     const target = `image:${source.ref}`
@@ -92,71 +95,44 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
     }
   }
 
-  // Index what runs: ours by container label, others by name.
-  const ours = new Map<string, Array<ObservedContainer>>()
+  // Index what runs: ours by container label, others by name. Almost every name has exactly
+  // one container, so duplicates live in a side map instead of an array per name.
+  const ours = new Map<string, ObservedContainer>()
+  const duplicates = new Map<string, Array<ObservedContainer>>()
   const unlabeledByName = new Map<string, ObservedContainer>()
-  for (const c of [...observed.containers].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+  for (const c of observed.containers) {
     const app = c.labels[labels.app]
     const name = c.labels[labels.container]
     if (app !== undefined && name !== undefined) {
-      const list = ours.get(name) ?? []
-      list.push(c)
-      ours.set(name, list)
+      const first = ours.get(name)
+      if (first === undefined) ours.set(name, c)
+      else duplicates.set(name, [...(duplicates.get(name) ?? [first]), c])
     } else if (app === undefined) {
       unlabeledByName.set(c.name, c)
     }
   }
   // Keep the container that carries the right name (then the oldest id); the rest are duplicates.
-  for (const [name, list] of ours) {
-    list.sort(
-      (a, b) => Number(b.name === name) - Number(a.name === name) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-    )
+  for (const [name, list] of duplicates) {
+    list.sort((a, b) => Number(b.name === name) - Number(a.name === name) || compare(a.id, b.id))
+    ours.set(name, list[0]!)
   }
-  const desiredContainers = new Map(
-    desired.apps.flatMap((a) => a.containers.map((c) => [c.name, c] as const))
-  )
-  const blockedApps = new Map(
-    desired.apps.filter((a) => a.blocked !== undefined).map((a) => [a.id, a.blocked!])
-  )
-  const kept = new Set([...desired.unmanaged, ...blockedApps.keys()])
+  const kept = new Set(desired.unmanaged)
+  for (const app of desired.apps) if (app.blocked !== undefined) kept.add(app.id)
+  // Names that still have duplicates to remove once bring-up has claimed the keeper, and how
+  // many of `ours` bring-up claimed: when that is all of them, nothing is left to remove.
+  const duplicated: Array<string> = []
+  let claimed = 0
 
-  // 2. Teardown: ours but unwanted (never an app whose manifest fails to load or that is blocked).
-  const removals: Array<Action> = []
-  for (const [name, list] of [...ours].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const want = desiredContainers.get(name)
-    list.forEach((c, index) => {
-      const app = c.labels[labels.app]!
-      if (kept.has(app)) return
-      const cause =
-        want === undefined
-          ? desired.apps.some((a) => a.id === app)
-            ? `container ${c.name} is no longer in app ${app}'s manifest`
-            : `app ${app} is not installed`
-          : index > 0
-            ? `duplicate of container ${name} (${list[0]!.id.slice(0, 12)} is kept)`
-            : undefined
-      if (cause !== undefined) {
-        removals.push(
-          Action.Remove({
-            target: containerTarget(c.name),
-            cause,
-            name: c.name,
-            containerId: c.id,
-            timeoutSeconds: 10
-          })
-        )
-      }
-    })
-  }
-  teardown.push(...removals)
-
-  // 3. Bring-up, app by app in dependency order. Stops go to teardown in reverse order.
-  const filesByPath = new Map(observed.files.map((f) => [f.path, f]))
+  // 2. Bring-up, app by app in dependency order. Stops go to teardown in reverse order.
+  // Each desired container claims its observed one in `ours`; the unclaimed are unwanted.
+  const filesByPath = new Map<string, ObservedFile>()
+  for (const f of observed.files) filesByPath.set(f.path, f)
   const backoff = new Map((observed.backoff ?? []).map((b) => [b.container, b]))
   const stops: Array<Action> = []
+  // Node-wide, since a file's consumers may live in another (dependent, so later) app.
+  const rewritten = new Set<string>()
+  const unrenderable = new Map<string, string>()
   for (const app of desired.apps) {
-    const rewritten = new Set<string>()
-    const unrenderable = new Map<string, string>()
     for (const file of app.files) {
       const target = `file:${file.path}`
       if (file.renderError !== undefined) {
@@ -164,7 +140,7 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
         bringUp.push(Action.Wait({ target, cause: `cannot render: ${file.renderError}` }))
         continue
       }
-      const pending = file.secrets.filter((s) => !haveSecrets.has(s))
+      const pending = file.sha256 === undefined ? file.secrets.filter((s) => !haveSecrets.has(s)) : []
       if (file.sha256 === undefined && pending.length === 0) {
         // The secrets exist but their values were not given to this planner (a dry run
         // without access to them): say so rather than guess.
@@ -181,17 +157,23 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
     }
 
     for (const want of app.containers) {
-      const target = containerTarget(want.name)
-      const mine = ours.get(want.name)?.[0]
+      const mine = ours.get(want.name)
+      if (mine !== undefined) {
+        claimed++
+        if (duplicates.size > 0 && duplicates.has(want.name)) duplicated.push(want.name)
+      }
       const foreign = mine === undefined ? unlabeledByName.get(want.name) : undefined
       if (app.blocked !== undefined) {
         if (mine === undefined && foreign === undefined) {
-          bringUp.push(Action.Wait({ target, cause: `app ${app.id} ${app.blocked}` }))
+          bringUp.push(
+            Action.Wait({ target: containerTarget(want.name), cause: `app ${app.id} ${app.blocked}` })
+          )
         }
         continue
       }
-      const waitingOn = want.consumes.find((p) => unrenderable.has(p))
+      const waitingOn = unrenderable.size === 0 ? undefined : want.consumes.find((p) => unrenderable.has(p))
       if (waitingOn !== undefined) {
+        const target = containerTarget(want.name)
         // Fail safe: never start a consumer on a stale or missing config.
         if (mine?.state === "running") {
           stops.push(
@@ -207,14 +189,72 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
         }
         continue
       }
-      bringUp.push(...containerActions(want, mine, foreign, rewritten, filesByPath, backoff, options, stops))
+      containerActions(bringUp, want, mine, foreign, rewritten, filesByPath, backoff, options, stops)
     }
   }
+  // 3. Teardown: ours but unwanted (never an app whose manifest fails to load or that is
+  // blocked). Only the (usually empty) list of removals is sorted, never every container:
+  // podman lists in no useful order, and sorting the whole node each pass costs more than
+  // planning it.
+  const removals: Array<Action & { readonly _tag: "Remove" }> = []
+  const remove = (c: ObservedContainer, cause: string) => {
+    if (kept.has(c.labels[labels.app]!)) return
+    removals.push(
+      Action.Remove({
+        target: containerTarget(c.name),
+        cause,
+        name: c.name,
+        containerId: c.id,
+        timeoutSeconds: 10
+      })
+    )
+  }
+  if (claimed < ours.size) {
+    const installed = new Set(desired.apps.map((a) => a.id))
+    const wanted = new Set(desired.apps.flatMap((a) => a.containers.map((c) => c.name)))
+    for (const [name, first] of ours) {
+      if (wanted.has(name)) continue
+      for (const c of duplicates.get(name) ?? [first]) {
+        const app = c.labels[labels.app]!
+        remove(
+          c,
+          installed.has(app)
+            ? `container ${c.name} is no longer in app ${app}'s manifest`
+            : `app ${app} is not installed`
+        )
+      }
+    }
+  }
+  for (const name of duplicated) {
+    const [keeper, ...rest] = duplicates.get(name)!
+    for (const c of rest) remove(c, `duplicate of container ${name} (${keeper!.id.slice(0, 12)} is kept)`)
+  }
+  removals.sort((a, b) => compare(a.name, b.name) || compare(a.containerId, b.containerId))
+  teardown.push(...removals)
   teardown.push(...stops.reverse())
   return [...prerequisites, ...teardown, ...bringUp]
 }
 
+/** Start, or wait out the crash backoff the reconciler recorded, with the reason. */
+const startOrWait = (
+  want: DesiredContainer,
+  cause: string,
+  backoff: ReadonlyMap<string, { readonly untilMs: number; readonly reason: string }>,
+  now: number
+): Action => {
+  const target = containerTarget(want.name)
+  const b = backoff.get(want.name)
+  return b !== undefined && b.untilMs > now
+    ? Action.Wait({
+        target,
+        cause: `backing off after a crash (${b.reason}); next start in ${Math.ceil((b.untilMs - now) / 1000)}s`
+      })
+    : Action.Start({ target, cause, name: want.name })
+}
+
+/** Appends to `out` what one desired container needs; stops go to `stops` (teardown). */
 const containerActions = (
+  out: Array<Action>,
   want: DesiredContainer,
   mine: ObservedContainer | undefined,
   foreign: ObservedContainer | undefined,
@@ -223,32 +263,26 @@ const containerActions = (
   backoff: ReadonlyMap<string, { readonly untilMs: number; readonly reason: string }>,
   options: PlanOptions,
   stops: Array<Action>
-): ReadonlyArray<Action> => {
-  const target = containerTarget(want.name)
-  const start = (cause: string): Action => {
-    const b = backoff.get(want.name)
-    return b !== undefined && b.untilMs > options.now
-      ? Action.Wait({
-          target,
-          cause: `backing off after a crash (${b.reason}); next start in ${Math.ceil((b.untilMs - options.now) / 1000)}s`
-        })
-      : Action.Start({ target, cause, name: want.name })
-  }
-
+): void => {
   if (mine === undefined && foreign === undefined) {
-    const out: Array<Action> = [
-      Action.Create({ target, cause: `container ${want.name} does not exist`, container: want })
-    ]
-    if (want.shouldRun) out.push(start(`container ${want.name} was just created`))
-    return out
+    out.push(
+      Action.Create({
+        target: containerTarget(want.name),
+        cause: `container ${want.name} does not exist`,
+        container: want
+      })
+    )
+    if (want.shouldRun)
+      out.push(startOrWait(want, `container ${want.name} was just created`, backoff, options.now))
+    return
   }
-  const out: Array<Action> = []
   let have: ObservedContainer
   if (mine !== undefined) {
     have = mine
   } else {
     // An unlabeled container with a name a manifest claims: adopt it, then treat it as ours.
     const found = foreign!
+    const target = containerTarget(want.name)
     const specMatches = found.image === want.spec.image
     out.push(
       Action.Adopt({
@@ -269,15 +303,16 @@ const containerActions = (
           container: want
         })
       )
-      if (want.shouldRun) out.push(start(`container ${want.name} was just recreated`))
-      return out
+      if (want.shouldRun)
+        out.push(startOrWait(want, `container ${want.name} was just recreated`, backoff, options.now))
+      return
     }
   }
   const haveHash = have.labels[labels.specHash]
   if (haveHash !== want.specHash || have.name !== want.name) {
     out.push(
       Action.Recreate({
-        target,
+        target: containerTarget(want.name),
         cause:
           have.name !== want.name
             ? `container ${have.name} carries the labels of ${want.name}; recreating it under its own name`
@@ -286,36 +321,49 @@ const containerActions = (
         container: want
       })
     )
-    if (want.shouldRun) out.push(start(`container ${want.name} was just recreated`))
-    return out
+    if (want.shouldRun)
+      out.push(startOrWait(want, `container ${want.name} was just recreated`, backoff, options.now))
+    return
   }
   if (!want.shouldRun) {
     if (have.state === "running" || have.state === "paused") {
       stops.push(
         Action.Stop({
-          target,
+          target: containerTarget(want.name),
           cause: "app is stopped by the user",
           name: want.name,
           timeoutSeconds: want.spec.stopTimeoutSeconds
         })
       )
     }
-    return out
+    return
   }
-  if (have.state !== "running") return [...out, start(`container ${want.name} ${describeState(have)}`)]
+  if (have.state !== "running") {
+    out.push(startOrWait(want, `container ${want.name} ${describeState(have)}`, backoff, options.now))
+    return
+  }
 
   // Running and current: restart it if a config it reads changed underneath it.
-  const changedNow = want.consumes.find((p) => rewritten.has(p))
-  const changedSince = want.consumes.find((p) => {
+  let changedNow: string | undefined
+  let changedSince: string | undefined
+  for (const p of want.consumes) {
+    if (changedNow === undefined && rewritten.has(p)) changedNow = p
     const f = filesOnDisk.get(p)
-    return f !== undefined && have.startedAtMs !== undefined && f.mtimeMs > have.startedAtMs
-  })
+    if (
+      changedSince === undefined &&
+      f !== undefined &&
+      have.startedAtMs !== undefined &&
+      f.mtimeMs > have.startedAtMs
+    ) {
+      changedSince = p
+    }
+  }
   const changed = changedNow ?? changedSince
   if (changed !== undefined) {
     const file = changed.split("/").pop()
     out.push(
       Action.Restart({
-        target,
+        target: containerTarget(want.name),
         cause:
           changedNow !== undefined
             ? `${file} is being rewritten`
@@ -325,5 +373,4 @@ const containerActions = (
       })
     )
   }
-  return out
 }
