@@ -79,6 +79,8 @@ export interface ContainerSpec {
     readonly source: string
     readonly target: string
     readonly readOnly: boolean
+    /** A rendered file is mounted as a file; anything else is a directory created on demand. */
+    readonly kind: "directory" | "file"
   }>
   /** Secrets reach containers only as read-only mounted files. */
   readonly secretMounts: ReadonlyArray<{
@@ -105,6 +107,8 @@ export interface DesiredContainer {
   readonly shouldRun: boolean
   /** Rendered files (absolute paths) this container consumes: restart when they change. */
   readonly consumes: ReadonlyArray<string>
+  /** Hash of the consumed files' bytes, for the files-hash label ("pending" before secrets exist). */
+  readonly filesHash: string
 }
 
 export interface DesiredFile {
@@ -191,7 +195,10 @@ const containerSpec = (
     mounts: (c.mounts ?? []).map((m) => ({
       source: `${appRoot}/${m.source}`,
       target: m.target,
-      readOnly: m.readOnly === true
+      readOnly: m.readOnly === true,
+      kind: (app.manifest.files ?? []).some((f) => f.path === m.source)
+        ? ("file" as const)
+        : ("directory" as const)
     })),
     secretMounts: (c.secrets ?? []).map((s) => ({
       name: s.name,
@@ -281,6 +288,13 @@ export const make = (input: {
   }
 
   const images = new Map<string, ResolvedSource>()
+  const rendered = new Map<string, DesiredFile>()
+  for (const app of apps) {
+    for (const f of app.manifest.files ?? []) {
+      const file = renderFile(node, app, f, secrets)
+      rendered.set(file.path, file)
+    }
+  }
   const desiredApps = apps.map((app): DesiredApp => {
     const m = app.manifest
     const conflict = apps.find(
@@ -300,6 +314,8 @@ export const make = (input: {
       const source = resolveSource(app, c)
       if (blocked === undefined && !images.has(source.ref)) images.set(source.ref, source)
       const spec = containerSpec(node, app, c, source)
+      const consumes = filesByConsumer.get(c.name) ?? []
+      const hashes = consumes.map((p) => rendered.get(p)?.sha256)
       return {
         app: m.id,
         name: c.name,
@@ -307,12 +323,13 @@ export const make = (input: {
         spec,
         specHash: shortHash(spec),
         shouldRun: !appStopped,
-        consumes: filesByConsumer.get(c.name) ?? []
+        consumes,
+        filesHash: hashes.every((h) => h !== undefined) ? shortHash(hashes) : "pending"
       }
     })
     return {
       id: m.id,
-      files: (m.files ?? []).map((f) => renderFile(node, app, f, secrets)),
+      files: (m.files ?? []).map((f) => rendered.get(`${node.dataRoot}/${m.id}/${f.path}`)!),
       containers,
       ...(blocked !== undefined ? { blocked } : {})
     }

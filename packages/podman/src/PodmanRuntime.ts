@@ -1,0 +1,127 @@
+/**
+ * The port to podman: observe the node's containers, images and networks in one snapshot, and
+ * apply one plan action. Everything podman-shaped stops here; the engine sees `RuntimeSnapshot`
+ * and one typed `RuntimeError` whose `reason` says what went wrong and where.
+ *
+ * Two adapters implement it (`LibpodRuntime` over the REST API on a unix socket, `CliRuntime`
+ * over the `podman` command) and pass the same contract tests.
+ */
+import type { Action } from "@archy/core/Action"
+import type { ObservedContainer, ObservedImage, ObservedNetwork } from "@archy/core/Observed"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+
+/** What podman knows about the node, in the core's Observed shapes. */
+export interface RuntimeSnapshot {
+  readonly containers: ReadonlyArray<ObservedContainer>
+  readonly images: ReadonlyArray<ObservedImage>
+  readonly networks: ReadonlyArray<ObservedNetwork>
+}
+
+/** The plan actions podman carries out; secrets, files and adoption records are not its job. */
+export type RuntimeAction = Extract<
+  Action,
+  {
+    readonly _tag:
+      | "EnsureNetwork"
+      | "PullImage"
+      | "BuildImage"
+      | "Create"
+      | "Start"
+      | "Stop"
+      | "Restart"
+      | "Remove"
+      | "Recreate"
+  }
+>
+
+export const runtimeActionTags: ReadonlyArray<RuntimeAction["_tag"]> = [
+  "EnsureNetwork",
+  "PullImage",
+  "BuildImage",
+  "Create",
+  "Start",
+  "Stop",
+  "Restart",
+  "Remove",
+  "Recreate"
+]
+
+export const isRuntimeAction = (a: Action): a is RuntimeAction =>
+  (runtimeActionTags as ReadonlyArray<string>).includes(a._tag)
+
+/** podman cannot be reached at all (socket missing, service down, binary missing). */
+export class PodmanUnreachable extends Schema.TaggedError<PodmanUnreachable>()("PodmanUnreachable", {
+  endpoint: Schema.String,
+  detail: Schema.String
+}) {}
+
+export class NoSuchContainer extends Schema.TaggedError<NoSuchContainer>()("NoSuchContainer", {
+  container: Schema.String
+}) {}
+
+/** podman answers HTTP 500 "that name is already in use", not 409: we classify it by text. */
+export class NameInUse extends Schema.TaggedError<NameInUse>()("NameInUse", {
+  container: Schema.String
+}) {}
+
+export class ImageMissing extends Schema.TaggedError<ImageMissing>()("ImageMissing", {
+  image: Schema.String,
+  detail: Schema.String
+}) {}
+
+export class RuntimeTimeout extends Schema.TaggedError<RuntimeTimeout>()("RuntimeTimeout", {
+  operation: Schema.String,
+  afterMs: Schema.Number
+}) {}
+
+/** podman answered, but not in a shape or with a status we understand. */
+export class UnexpectedOutput extends Schema.TaggedError<UnexpectedOutput>()("UnexpectedOutput", {
+  operation: Schema.String,
+  detail: Schema.String
+}) {}
+
+export class RuntimeError extends Schema.TaggedError<RuntimeError>()("RuntimeError", {
+  reason: Schema.Union([
+    PodmanUnreachable,
+    NoSuchContainer,
+    NameInUse,
+    ImageMissing,
+    RuntimeTimeout,
+    UnexpectedOutput
+  ])
+}) {
+  override get message(): string {
+    const r = this.reason
+    switch (r._tag) {
+      case "PodmanUnreachable":
+        return `podman is unreachable at ${r.endpoint}: ${r.detail}`
+      case "NoSuchContainer":
+        return `no such container: ${r.container}`
+      case "NameInUse":
+        return `the container name ${r.container} is already in use`
+      case "ImageMissing":
+        return `image ${r.image} is missing: ${r.detail}`
+      case "RuntimeTimeout":
+        return `podman did not finish ${r.operation} within ${r.afterMs} ms`
+      case "UnexpectedOutput":
+        return `unexpected podman output for ${r.operation}: ${r.detail}`
+    }
+  }
+}
+
+/** Progress lines of a pull or build, for the CLI to show. */
+export type Progress = (line: string) => Effect.Effect<void>
+
+export class PodmanRuntime extends Context.Service<
+  PodmanRuntime,
+  {
+    /** A human name for where podman is reached (socket path or `podman` CLI). */
+    readonly endpoint: string
+    readonly observe: Effect.Effect<RuntimeSnapshot, RuntimeError>
+    readonly apply: (action: RuntimeAction, progress?: Progress) => Effect.Effect<void, RuntimeError>
+    /** How many calls this runtime made to podman so far (benchmarks and the one-call test). */
+    readonly calls: Effect.Effect<number>
+  }
+>()("archy/podman/PodmanRuntime") {}

@@ -1,0 +1,7 @@
+/**
+ * podman adapters: the `PodmanRuntime` port, its libpod REST and CLI implementations, and the
+ * translation of a desired container into podman's create request.
+ */
+export * as ContainerCreate from "./ContainerCreate.ts"
+export * as Mirrors from "./Mirrors.ts"
+export * as PodmanRuntime from "./PodmanRuntime.ts"
