@@ -1,0 +1,219 @@
+/**
+ * One reconcile pass: read the canonical secrets, derive Desired, observe the node (podman,
+ * rendered files on disk, secrets that exist, adoption records), plan, and carry the actions
+ * out in order. The decisions are all in `plan`; this module only observes and executes.
+ *
+ * A failing action does not end the pass: its error is recorded, later actions of the same app
+ * are skipped with the reason, and every other app goes on.
+ */
+import type { Action } from "@archy/core/Action"
+import type { Catalog } from "@archy/core/Catalog"
+import * as Desired from "@archy/core/Desired"
+import { sha256Hex } from "@archy/core/Hash"
+import type { Observed, ObservedFile } from "@archy/core/Observed"
+import { plan } from "@archy/core/Plan"
+import { findRenderer } from "@archy/core/Render/Renderers"
+import { isRuntimeAction, PodmanRuntime, type Progress } from "@archy/podman/PodmanRuntime"
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { AdoptionStore } from "./AdoptionStore.ts"
+import { writeAtomic } from "./AtomicFile.ts"
+import { SecretStore } from "./SecretStore.ts"
+
+/** What a pass works from: the catalog, the user's choices and the node's settings. */
+export interface PassInput {
+  readonly catalog: Catalog
+  readonly selection: Desired.Selection
+  readonly node: Desired.NodeConfig
+}
+
+export type Outcome =
+  | { readonly _tag: "Done"; readonly ms: number }
+  | { readonly _tag: "Failed"; readonly error: string; readonly ms: number }
+  | { readonly _tag: "Skipped"; readonly reason: string }
+  | { readonly _tag: "Waiting" }
+
+export interface ActionReport {
+  readonly action: Action
+  readonly outcome: Outcome
+}
+
+export class ExecuteError extends Data.TaggedError("ExecuteError")<{ readonly message: string }> {}
+
+/** Secrets any installed app of the catalog consumes. */
+const secretNames = (input: PassInput): ReadonlyArray<string> => {
+  const installed = new Set(input.selection.installed)
+  return [
+    ...new Set(
+      input.catalog.apps.filter((a) => installed.has(a.manifest.id)).flatMap((a) => a.manifest.secrets ?? [])
+    )
+  ]
+}
+
+/** Reads the secrets and derives Desired from them. */
+export const desiredNow = Effect.fn("Reconciler.desired")(function* (input: PassInput) {
+  const store = yield* SecretStore
+  const secrets = yield* store.read(secretNames(input))
+  return Desired.make({ catalog: input.catalog, node: input.node, selection: input.selection, secrets })
+})
+
+/** The rendered files the plan compares: bytes hashed, mode and owner, mtime. */
+const observeFiles = Effect.fn("Reconciler.observeFiles")(function* (desired: Desired.Desired) {
+  const fs = yield* FileSystem.FileSystem
+  const out: Array<ObservedFile> = []
+  for (const app of desired.apps) {
+    for (const file of app.files) {
+      const info = yield* fs.stat(file.path).pipe(Effect.option)
+      if (Option.isNone(info) || info.value.type !== "File") continue
+      const bytes = yield* fs.readFile(file.path).pipe(Effect.option)
+      if (Option.isNone(bytes)) continue
+      const uid = Option.getOrUndefined(info.value.uid)
+      const gid = Option.getOrUndefined(info.value.gid)
+      out.push({
+        path: file.path,
+        sha256: sha256Hex(new TextDecoder().decode(bytes.value)),
+        mode: info.value.mode,
+        ...(uid !== undefined && gid !== undefined ? { owner: `${uid}:${gid}` } : {}),
+        mtimeMs: Option.match(info.value.mtime, { onNone: () => 0, onSome: (d) => d.getTime() })
+      })
+    }
+  }
+  return out
+})
+
+/** The whole Observed snapshot: one podman observe plus the files and secrets on disk. */
+export const observeNode = Effect.fn("Reconciler.observe")(function* (desired: Desired.Desired) {
+  const runtime = yield* PodmanRuntime
+  const adoption = yield* AdoptionStore
+  const store = yield* SecretStore
+  const snapshot = yield* runtime.observe
+  return {
+    containers: yield* adoption.overlay(snapshot.containers),
+    images: snapshot.images,
+    networks: snapshot.networks,
+    secrets: yield* store.names,
+    files: yield* observeFiles(desired)
+  } satisfies Observed
+})
+
+/** Plans without changing anything: the live dry run. */
+export const planNow = Effect.fn("Reconciler.plan")(function* (input: PassInput) {
+  const desired = yield* desiredNow(input)
+  const observed = yield* observeNode(desired)
+  return { desired, observed, actions: plan(desired, observed, { now: yield* Clock.currentTimeMillis }) }
+})
+
+/** Carries out one action. */
+export const execute = Effect.fn("Reconciler.execute")(function* (action: Action, progress?: Progress) {
+  const runtime = yield* PodmanRuntime
+  if (isRuntimeAction(action)) return yield* runtime.apply(action, progress)
+  switch (action._tag) {
+    case "EnsureSecret": {
+      const store = yield* SecretStore
+      return yield* store.ensure(action.name)
+    }
+    case "WriteFile": {
+      const file = action.file
+      // Rendered now when its secret was generated earlier in this same pass.
+      const content =
+        file.content !== undefined
+          ? Redacted.value(file.content)
+          : yield* Effect.gen(function* () {
+              const store = yield* SecretStore
+              const secrets = yield* store.read(file.secrets)
+              const missing = file.secrets.filter((s) => !secrets.has(s))
+              if (missing.length > 0) {
+                return yield* new ExecuteError({ message: `secret ${missing.join(", ")} does not exist` })
+              }
+              return yield* Effect.try({
+                try: () => findRenderer(file.renderer)!.render({ secrets, params: file.params }),
+                catch: (e) => new ExecuteError({ message: e instanceof Error ? e.message : String(e) })
+              })
+            })
+      const options = { mode: file.mode, ...(file.owner !== undefined ? { owner: file.owner } : {}) }
+      return yield* writeAtomic(file.path, new TextEncoder().encode(content), options)
+    }
+    case "Adopt": {
+      const adoption = yield* AdoptionStore
+      return yield* adoption.record(action.containerId, {
+        app: action.container.app,
+        container: action.container.name,
+        specHash: action.specMatches ? action.container.specHash : "adopted"
+      })
+    }
+    case "Wait":
+      return
+  }
+})
+
+/** Which apps an action belongs to, so a failure skips only their later actions. */
+const appsOf = (action: Action, desired: Desired.Desired): ReadonlyArray<string> | "all" => {
+  switch (action._tag) {
+    case "EnsureNetwork":
+      return "all"
+    case "EnsureSecret":
+      return desired.apps.filter((a) => a.files.some((f) => f.secrets.includes(action.name))).map((a) => a.id)
+    case "PullImage":
+    case "BuildImage":
+      return desired.apps
+        .filter((a) => a.containers.some((c) => c.spec.image === action.source.ref))
+        .map((a) => a.id)
+    case "WriteFile":
+      return [action.file.app]
+    case "Create":
+    case "Recreate":
+    case "Adopt":
+      return [action.container.app]
+    default: {
+      const name = action.target.replace(/^container:/, "")
+      const app = desired.apps.find((a) => a.containers.some((c) => c.name === name))
+      return app === undefined ? [] : [app.id]
+    }
+  }
+}
+
+/**
+ * One reconcile pass. `onAction` sees each action's outcome as it happens (the CLI prints it);
+ * `progress` receives pull and build output.
+ */
+export const reconcileOnce = Effect.fn("Reconciler.pass")(function* (
+  input: PassInput,
+  options: {
+    readonly onAction?: (report: ActionReport) => Effect.Effect<void>
+    readonly progress?: Progress
+  } = {}
+) {
+  const { desired, actions } = yield* planNow(input)
+  const failedApps = new Set<string>()
+  let allFailed: string | undefined
+  const reports: Array<ActionReport> = []
+  for (const action of actions) {
+    const apps = appsOf(action, desired)
+    const blockedBy = allFailed ?? (apps === "all" ? undefined : apps.find((a) => failedApps.has(a)))
+    let outcome: Outcome
+    if (action._tag === "Wait") {
+      outcome = { _tag: "Waiting" }
+    } else if (blockedBy !== undefined) {
+      outcome = { _tag: "Skipped", reason: `an earlier action for ${blockedBy} failed` }
+    } else {
+      const started = yield* Clock.currentTimeMillis
+      const result = yield* Effect.result(execute(action, options.progress))
+      const ms = (yield* Clock.currentTimeMillis) - started
+      if (result._tag === "Success") {
+        outcome = { _tag: "Done", ms }
+      } else {
+        outcome = { _tag: "Failed", error: result.failure.message, ms }
+        if (apps === "all") allFailed = action.target
+        else for (const a of apps) failedApps.add(a)
+      }
+    }
+    const report = { action, outcome }
+    reports.push(report)
+    if (options.onAction !== undefined) yield* options.onAction(report)
+  }
+  return reports as ReadonlyArray<ActionReport>
+})

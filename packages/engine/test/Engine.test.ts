@@ -1,0 +1,203 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { catalogFromSources } from "@archy/core/Catalog"
+import * as Desired from "@archy/core/Desired"
+import { labels } from "@archy/core/Observed"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Ref from "effect/Ref"
+import { AdoptionStore } from "../src/AdoptionStore.ts"
+import { writeAtomic } from "../src/AtomicFile.ts"
+import { reconcileOnce } from "../src/Reconciler.ts"
+import { SecretStore } from "../src/SecretStore.ts"
+import { makeMemoryRuntime, ourContainers } from "./MemoryRuntime.ts"
+
+const repoApps = new URL("../../../apps/", import.meta.url).pathname
+const catalog = catalogFromSources(
+  readdirSync(repoApps).map((dirName) => ({
+    file: `${repoApps}${dirName}/manifest.yml`,
+    dir: `${repoApps}${dirName}`,
+    dirName,
+    text: readFileSync(`${repoApps}${dirName}/manifest.yml`, "utf8")
+  }))
+)
+
+const tempDir = () => mkdtempSync(join(tmpdir(), "archy-engine-"))
+
+const withNode = <A, E>(
+  f: (ctx: {
+    readonly stateDir: string
+    readonly node: Desired.NodeConfig
+  }) => Effect.Effect<A, E, SecretStore | AdoptionStore | NodeServices.NodeServices>
+) =>
+  Effect.gen(function* () {
+    const stateDir = tempDir()
+    const node = {
+      ...Desired.defaultNodeConfig,
+      dataRoot: `${stateDir}/apps`,
+      secretsDir: `${stateDir}/secrets`
+    }
+    const layer = Layer.mergeAll(
+      SecretStore.layer(`${stateDir}/secrets`),
+      AdoptionStore.layer(`${stateDir}/adopted.json`)
+    ).pipe(Layer.provideMerge(NodeServices.layer))
+    return yield* f({ stateDir, node }).pipe(
+      Effect.provide(layer),
+      Effect.ensuring(Effect.sync(() => rmSync(stateDir, { recursive: true, force: true })))
+    )
+  })
+
+describe("SecretStore", () => {
+  it.effect("generates a secret once, 0600 in a 0700 dir, and never regenerates it", () =>
+    withNode(({ stateDir }) =>
+      Effect.gen(function* () {
+        const store = yield* SecretStore
+        yield* store.ensure("bitcoin-rpc-password")
+        const file = `${stateDir}/secrets/bitcoin-rpc-password`
+        const first = readFileSync(file, "utf8")
+        assert.match(first.trim(), /^[A-Za-z0-9_-]{43}$/)
+        assert.strictEqual(statSync(file).mode & 0o777, 0o600)
+        assert.strictEqual(statSync(`${stateDir}/secrets`).mode & 0o777, 0o700)
+        yield* store.ensure("bitcoin-rpc-password")
+        assert.strictEqual(readFileSync(file, "utf8"), first)
+        const values = yield* store.read(["bitcoin-rpc-password", "absent"])
+        assert.strictEqual(Redacted.value(values.get("bitcoin-rpc-password")!), first.trim())
+        assert.isFalse(values.has("absent"))
+        assert.strictEqual(String(values.get("bitcoin-rpc-password")), "<redacted>")
+      })
+    )
+  )
+
+  it.effect("an empty secret file is an error naming the file, not a silent rotation", () =>
+    withNode(({ stateDir }) =>
+      Effect.gen(function* () {
+        const store = yield* SecretStore
+        yield* store.ensure("db-password")
+        writeFileSync(`${stateDir}/secrets/db-password`, "")
+        const error = yield* Effect.flip(store.read(["db-password"]))
+        assert.include(error.message, `${stateDir}/secrets/db-password`)
+        assert.include(error.message, "is empty")
+        yield* store.ensure("db-password")
+        assert.strictEqual(readFileSync(`${stateDir}/secrets/db-password`, "utf8"), "")
+      })
+    )
+  )
+})
+
+describe("writeAtomic", () => {
+  it.effect("replaces a file with the given mode and leaves no temporary file", () =>
+    withNode(({ stateDir }) =>
+      Effect.gen(function* () {
+        const file = `${stateDir}/apps/x/conf`
+        yield* writeAtomic(file, new TextEncoder().encode("one\n"), { mode: 0o644 })
+        yield* writeAtomic(file, new TextEncoder().encode("two\n"), { mode: 0o600 })
+        assert.strictEqual(readFileSync(file, "utf8"), "two\n")
+        assert.strictEqual(statSync(file).mode & 0o777, 0o600)
+        assert.deepStrictEqual(readdirSync(`${stateDir}/apps/x`), ["conf"])
+      })
+    )
+  )
+
+  it.effect("a failed write keeps the old file intact and removes the temporary file", () =>
+    withNode(({ stateDir }) =>
+      Effect.gen(function* () {
+        const file = `${stateDir}/apps/x/conf`
+        yield* writeAtomic(file, new TextEncoder().encode("old\n"), { mode: 0o644 })
+        // chown to a uid we may not own: fails for non-root; as root use an impossible target
+        // instead: renaming over a directory fails after the temporary file was written.
+        const dirTarget = `${stateDir}/apps/x/sub`
+        yield* writeAtomic(`${dirTarget}/keep`, new TextEncoder().encode("k"), { mode: 0o644 })
+        const failed = yield* Effect.flip(
+          writeAtomic(dirTarget, new TextEncoder().encode("new\n"), { mode: 0o644 })
+        )
+        assert.isDefined(failed)
+        assert.strictEqual(readFileSync(file, "utf8"), "old\n")
+        assert.deepStrictEqual(readdirSync(`${stateDir}/apps/x`).sort(), ["conf", "sub"])
+      })
+    )
+  )
+})
+
+describe("reconcileOnce", () => {
+  const selection = Desired.defaultSelection(catalog)
+
+  it.effect("brings a fresh node up, then a second pass has nothing to do", () =>
+    withNode(({ stateDir, node }) =>
+      Effect.gen(function* () {
+        const { control, layer } = yield* makeMemoryRuntime()
+        const first = yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        assert.isAbove(first.length, 10)
+        assert.deepStrictEqual(
+          first.filter((r) => r.outcome._tag !== "Done").map((r) => r.action.target),
+          []
+        )
+        const snapshot = yield* Ref.get(control.snapshot)
+        assert.strictEqual(ourContainers(snapshot).length, 6)
+        assert.isTrue(ourContainers(snapshot).every((c) => c.state === "running"))
+        const conf = readFileSync(`${stateDir}/apps/bitcoin-knots/data/bitcoin.conf`, "utf8")
+        assert.match(conf, /^rpcauth=archipelago:[0-9a-f]{32}\$[0-9a-f]{64}$/m)
+        assert.strictEqual(statSync(`${stateDir}/apps/bitcoin-knots/data/bitcoin.conf`).mode & 0o777, 0o600)
+        const secret = readFileSync(`${stateDir}/secrets/bitcoin-rpc-password`, "utf8").trim()
+        assert.notInclude(conf, secret)
+        const second = yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        assert.deepStrictEqual(
+          second.map((r) => `${r.action._tag} ${r.action.target}`),
+          []
+        )
+      })
+    )
+  )
+
+  it.effect("a failing action skips the rest of its app and the pass goes on with the others", () =>
+    withNode(({ node }) =>
+      Effect.gen(function* () {
+        const { control, layer } = yield* makeMemoryRuntime()
+        control.failing.add("container:lnd")
+        const reports = yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        const outcome = (target: string, tag: string) =>
+          reports
+            .filter((r) => r.action.target === target)
+            .map((r) => r.outcome._tag)
+            .includes(tag as never)
+        assert.isTrue(outcome("container:lnd", "Failed"))
+        assert.isTrue(outcome("container:lnd", "Skipped"))
+        assert.isTrue(outcome("container:electrumx", "Done"))
+        assert.isTrue(outcome("container:archy-lnd-ui", "Done"))
+        const failed = reports.find((r) => r.outcome._tag === "Failed")!
+        assert.include(failed.outcome._tag === "Failed" ? failed.outcome.error : "", "injected failure")
+      })
+    )
+  )
+
+  it.effect("adopts an unlabeled container with a known name without recreating it", () =>
+    withNode(({ node }) =>
+      Effect.gen(function* () {
+        const { control, layer } = yield* makeMemoryRuntime()
+        yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        // The old scripts' container: same name and image, none of our labels.
+        yield* Ref.update(control.snapshot, (s) => ({
+          ...s,
+          containers: s.containers.map((c) =>
+            c.name === "archy-lnd-ui" ? { ...c, id: "legacy1", labels: {} } : c
+          )
+        }))
+        const reports = yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        assert.deepStrictEqual(
+          reports.map((r) => `${r.action._tag} ${r.action.target} ${r.outcome._tag}`),
+          ["Adopt container:archy-lnd-ui Done"]
+        )
+        const again = yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        assert.deepStrictEqual(
+          again.map((r) => r.action.target),
+          []
+        )
+        const legacy = (yield* Ref.get(control.snapshot)).containers.find((c) => c.id === "legacy1")!
+        assert.isUndefined(legacy.labels[labels.app])
+      })
+    )
+  )
+})
