@@ -14,7 +14,8 @@ export interface RegistryMirror {
 /** One place to pull from, in the order they are tried. */
 export interface PullCandidate {
   readonly ref: string
-  readonly tlsVerify: boolean
+  /** Absent for upstream: podman's registries.conf decides (it may mark a registry insecure). */
+  readonly tlsVerify?: boolean
   /** Where it came from, for progress and errors: a mirror's host or "upstream". */
   readonly via: string
 }
@@ -33,7 +34,7 @@ export const pullCandidates = (
   const { path } = splitRegistry(ref)
   return [
     ...mirrors.map((m) => ({ ref: `${m.host}/${path}`, tlsVerify: !m.insecure, via: m.host })),
-    { ref, tlsVerify: true, via: "upstream" }
+    { ref, via: "upstream" }
   ]
 }
 
