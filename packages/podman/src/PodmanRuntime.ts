@@ -93,21 +93,24 @@ export class RuntimeError extends Schema.TaggedError<RuntimeError>()("RuntimeErr
   ])
 }) {
   override get message(): string {
-    const r = this.reason
-    switch (r._tag) {
-      case "PodmanUnreachable":
-        return `podman is unreachable at ${r.endpoint}: ${r.detail}`
-      case "NoSuchContainer":
-        return `no such container: ${r.container}`
-      case "NameInUse":
-        return `the container name ${r.container} is already in use`
-      case "ImageMissing":
-        return `image ${r.image} is missing: ${r.detail}`
-      case "RuntimeTimeout":
-        return `podman did not finish ${r.operation} within ${r.afterMs} ms`
-      case "UnexpectedOutput":
-        return `unexpected podman output for ${r.operation}: ${r.detail}`
-    }
+    return describeReason(this.reason)
+  }
+}
+
+const describeReason = (r: RuntimeError["reason"]): string => {
+  switch (r._tag) {
+    case "PodmanUnreachable":
+      return `podman is unreachable at ${r.endpoint}: ${r.detail}`
+    case "NoSuchContainer":
+      return `no such container: ${r.container}`
+    case "NameInUse":
+      return `the container name ${r.container} is already in use`
+    case "ImageMissing":
+      return `image ${r.image} is missing: ${r.detail}`
+    case "RuntimeTimeout":
+      return `podman did not finish ${r.operation} within ${r.afterMs} ms`
+    case "UnexpectedOutput":
+      return `unexpected podman output for ${r.operation}: ${r.detail}`
   }
 }
 
