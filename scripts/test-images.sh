@@ -24,7 +24,10 @@ die() { log "error: $*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 command -v podman >/dev/null || die "podman is not installed (run scripts/install-podman.sh)"
 [ -x "$busybox" ] || die "$busybox is missing (apt-get install busybox-static)"
-busybox_version=$("$busybox" 2>&1 | head -n 1 | awk '{print $2}')
+# sed reads all of busybox's usage text: `head -n 1` would exit early and, under pipefail, fail the
+# script now and then with busybox's SIGPIPE (it writes its usage to stderr line by line).
+busybox_version=$("$busybox" 2>&1 | sed -n '1s/^BusyBox \([^ ]*\).*/\1/p')
+[ -n "$busybox_version" ] || die "cannot read the version of $busybox"
 recipe=$({ cat "${BASH_SOURCE[0]}"; echo "$busybox_version"; } | sha256sum | cut -c1-16)
 
 current() { # prints the recipe label of image $1, or nothing when the image is absent

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond podman (scripts/install-podman.sh), from Debian's archive:
+#
+#   docker-registry   the image registry test/registry/start runs on 127.0.0.1:5000 for pull tests
+#
+# The package ships an init script and a systemd unit that would serve its default config (every
+# interface, port 5000, htpasswd auth) as soon as it is installed. Tests run their own registry with
+# their own config, so the install is done with service starts refused (policy-rc.d exits 101, which
+# both invoke-rc.d and deb-systemd-invoke honour) and the service is left stopped.
+#
+# Idempotent: packages are installed only when missing (one `apt-get update`, only then).
+# Run as root. Usage: scripts/install-test-deps.sh
+set -euo pipefail
+
+packages=(docker-registry)
+policy=/usr/sbin/policy-rc.d
+
+log() { printf '%s install-test-deps: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    made_policy=1
+  fi
+  rc=0
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+  [ "$rc" -eq 0 ] || die "apt-get failed (exit $rc)"
+else
+  log "packages already installed: ${packages[*]}"
+fi
+
+[ -x /usr/bin/docker-registry ] || die "/usr/bin/docker-registry is missing after the install"
+log "$(/usr/bin/docker-registry --version 2>&1 | head -n 1)"
