@@ -8,13 +8,15 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import { Command } from "effect/cli"
 import * as Effect from "effect/Effect"
+import { apply } from "./commands/Apply.ts"
 import { plan } from "./commands/Plan.ts"
+import { status } from "./commands/Status.ts"
 import { validate } from "./commands/Validate.ts"
 import { Reported } from "./Reported.ts"
 
 const archy = Command.make("archy").pipe(
   Command.withDescription("Archipelago node orchestrator"),
-  Command.withSubcommands([validate, plan])
+  Command.withSubcommands([validate, plan, apply, status])
 )
 
 const program = Command.run(archy, { version: "0.1.0" }).pipe(

@@ -150,7 +150,7 @@ describe("archy validate", () => {
 
 describe("archy plan", () => {
   it("prints the plan for an empty node as JSON", () => {
-    const run = archy("plan", "--apps", "apps", "--json")
+    const run = archy("plan", "--apps", "apps", "--fresh", "--json")
     assert.strictEqual(run.status, 0, run.stderr)
     const actions = parseActions(run.stdout)
     assert.isAbove(actions.length, 0)
@@ -184,8 +184,8 @@ describe("archy plan", () => {
   })
 
   it("prints one line per action in the human output", () => {
-    const json = parseActions(archy("plan", "--apps", "apps", "--json").stdout)
-    const run = archy("plan", "--apps", "apps")
+    const json = parseActions(archy("plan", "--apps", "apps", "--fresh", "--json").stdout)
+    const run = archy("plan", "--apps", "apps", "--fresh")
     assert.strictEqual(run.status, 0, run.stderr)
     const lines = run.stdout.trimEnd().split("\n")
     assert.strictEqual(lines.length, json.length)
@@ -232,7 +232,7 @@ describe("archy plan", () => {
       alpha: manifestText("alpha", "", "defaultInstalled: true"),
       beta: manifestText("beta", "    hostPid: true", "defaultInstalled: true")
     })
-    const run = archy("plan", "--apps", dir, "--json")
+    const run = archy("plan", "--apps", dir, "--fresh", "--json")
     assert.strictEqual(run.status, 1)
     assert.include(run.stderr, `${files.beta}: at containers[0].hostPid:`)
     const targets = parseActions(run.stdout).map((a) => a.target)

@@ -11,7 +11,7 @@ import * as Redacted from "effect/Redacted"
 import type { Catalog, CatalogApp } from "./Catalog.ts"
 import { providersOf } from "./Catalog.ts"
 import { sha256Hex, shortHash } from "./Hash.ts"
-import type { ContainerManifest, HealthCheck, RenderedFile } from "./Manifest.ts"
+import { type ContainerManifest, durationMs, type HealthCheck, type RenderedFile } from "./Manifest.ts"
 import { labels } from "./Observed.ts"
 import { findRenderer } from "./Render/Renderers.ts"
 
@@ -147,14 +147,6 @@ export interface Desired {
   readonly apps: ReadonlyArray<DesiredApp>
   /** Installed apps whose manifests do not load: their containers are kept as they are. */
   readonly unmanaged: ReadonlyArray<string>
-}
-
-const durationMs = (text: string | undefined, fallbackMs: number): number => {
-  if (text === undefined) return fallbackMs
-  const m = /^([0-9]+)(ms|s|m|h)$/.exec(text)
-  if (m === null) return fallbackMs
-  const n = Number(m[1])
-  return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n * 3_600_000
 }
 
 /** Default grace before SIGKILL: generous, since bitcoind flushes its UTXO cache on stop. */

@@ -25,6 +25,14 @@ const ContainerName = Schema.String.check(
 const DurationText = Schema.String.check(
   Schema.isPattern(/^[0-9]+(ms|s|m|h)$/, { expected: "a duration such as 500ms, 30s, 10m or 1h" })
 )
+/** Milliseconds of a manifest duration (`500ms`, `30s`, `10m`, `1h`), or the fallback when absent. */
+export const durationMs = (text: string | undefined, fallbackMs: number): number => {
+  if (text === undefined) return fallbackMs
+  const m = /^([0-9]+)(ms|s|m|h)$/.exec(text)
+  if (m === null) return fallbackMs
+  const n = Number(m[1])
+  return m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : m[2] === "m" ? n * 60_000 : n * 3_600_000
+}
 const FileMode = Schema.String.check(
   Schema.isPattern(/^0[0-7]{3}$/, { expected: "an octal file mode such as 0600 or 0644" })
 )

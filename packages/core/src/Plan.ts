@@ -349,11 +349,13 @@ const containerActions = (
   for (const p of want.consumes) {
     if (changedNow === undefined && rewritten.has(p)) changedNow = p
     const f = filesOnDisk.get(p)
+    // podman reports start times in whole seconds: only a change a full second after the
+    // reported start is surely later than the real start.
     if (
       changedSince === undefined &&
       f !== undefined &&
       have.startedAtMs !== undefined &&
-      f.mtimeMs > have.startedAtMs
+      f.mtimeMs >= have.startedAtMs + 1000
     ) {
       changedSince = p
     }

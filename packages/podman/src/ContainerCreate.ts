@@ -8,7 +8,11 @@
  * Podman's own restart policy is off; the reconciler restarts with backoff.
  */
 import type { DesiredContainer } from "@archy/core/Desired"
+import { durationMs } from "@archy/core/Manifest"
 import { labels } from "@archy/core/Observed"
+
+const defaultHealthTimeoutMs = 30_000
+const defaultHealthRetries = 3
 
 /** Our labels: app, container, spec hash (compared every pass) and files hash (informative). */
 export const createLabels = (c: DesiredContainer): Readonly<Record<string, string>> => ({
@@ -45,7 +49,19 @@ export const cliCreateArgs = (c: DesiredContainer): ReadonlyArray<string> => {
   if (s.entrypoint !== undefined) args.push(`--entrypoint=${JSON.stringify(s.entrypoint)}`)
   if (s.health !== undefined) {
     // Recorded so `podman healthcheck run` works; the daemon schedules the checks itself.
-    args.push(`--health-cmd=${JSON.stringify(["CMD", ...s.health.command])}`, "--health-interval=disable")
+    // podman 4.3 splits --health-cmd on whitespace unless it is a JSON array (to which it adds
+    // CMD itself), so: plain words when they have no spaces, else the JSON array.
+    const cmd = s.health.command
+    const plain = cmd.every((a) => a.length > 0 && !/\s/.test(a))
+    args.push(
+      `--health-cmd=${plain ? ["CMD", ...cmd].join(" ") : JSON.stringify(cmd)}`,
+      "--health-interval=disable",
+      `--health-timeout=${durationMs(s.health.timeout, defaultHealthTimeoutMs) / 1000}s`,
+      `--health-retries=${s.health.retries ?? defaultHealthRetries}`
+    )
+    if (s.health.startPeriod !== undefined) {
+      args.push(`--health-start-period=${durationMs(s.health.startPeriod, 0) / 1000}s`)
+    }
   }
   args.push(s.image, ...(s.command ?? []))
   return args
@@ -82,6 +98,19 @@ export const libpodCreateBody = (c: DesiredContainer): Record<string, unknown> =
       options: b.readOnly ? ["rbind", "ro"] : ["rbind"]
     })),
     cap_add: s.capAdd,
-    ...(s.health !== undefined ? { healthconfig: { Test: ["CMD", ...s.health.command], Interval: 0 } } : {})
+    ...(s.health !== undefined
+      ? {
+          // Durations in nanoseconds; a missing Timeout is stored as 0 s and every check fails.
+          healthconfig: {
+            Test: ["CMD", ...s.health.command],
+            Interval: 0,
+            Timeout: durationMs(s.health.timeout, defaultHealthTimeoutMs) * 1_000_000,
+            Retries: s.health.retries ?? defaultHealthRetries,
+            ...(s.health.startPeriod !== undefined
+              ? { StartPeriod: durationMs(s.health.startPeriod, 0) * 1_000_000 }
+              : {})
+          }
+        }
+      : {})
   }
 }

@@ -2,7 +2,8 @@
  * `archy plan`: the dry run. Plans the catalog's default apps against an Observed snapshot read
  * from a JSON file (or an empty node) and prints each action with its cause. Changes nothing.
  */
-import { Action, Desired, Manifest, Observed, Plan } from "@archy/core"
+import { Action, type Catalog, Desired, Manifest, Observed, Plan } from "@archy/core"
+import { planNow } from "@archy/engine/Reconciler"
 import * as Console from "effect/Console"
 import { Command, Flag } from "effect/cli"
 import * as Effect from "effect/Effect"
@@ -10,7 +11,9 @@ import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as SchemaIssue from "effect/SchemaIssue"
 import { loadCatalogOrReport, resolveAppsDir } from "../CatalogInput.ts"
+import { nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
 import { Reported } from "../Reported.ts"
+import { selectionOf } from "../Selection.ts"
 
 const formatObservedError = SchemaIssue.makeFormatterStandardSchemaV1()
 
@@ -32,31 +35,50 @@ const readObserved = Effect.fn("Cli.readObserved")(function* (file: string) {
   return yield* new Reported()
 })
 
+/** The dry run against a snapshot: a file, or an empty node. */
+const planOffline = (catalog: Catalog.Catalog, node: Desired.NodeConfig, snapshot: Observed.Observed) =>
+  Plan.plan(Desired.make({ catalog, node, selection: selectionOf(catalog), secrets: new Map() }), snapshot, {
+    now: Date.now()
+  })
+
 export const plan = Command.make(
   "plan",
   {
-    apps: Flag.String("apps").pipe(Flag.withDescription("Catalog directory"), Flag.optional),
+    ...nodeFlags,
     observed: Flag.String("observed").pipe(
-      Flag.withDescription("JSON snapshot of the node (default: an empty node)"),
+      Flag.withDescription("Plan against a JSON snapshot of the node instead of live podman"),
       Flag.optional
+    ),
+    fresh: Flag.Boolean("fresh").pipe(
+      Flag.withDescription("Plan for an empty node instead of live podman"),
+      Flag.withDefault(false)
     ),
     json: Flag.Boolean("json").pipe(
       Flag.withDescription("Print {actions:[{kind,target,cause}]}"),
       Flag.withDefault(false)
     )
   },
-  Effect.fn(function* ({ apps, observed, json }) {
-    const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(apps))
-    const snapshot = Option.isSome(observed) ? yield* readObserved(observed.value) : Observed.empty
-    const desired = Desired.make({
-      catalog,
-      node: Desired.defaultNodeConfig,
-      selection: Desired.defaultSelection(catalog),
-      secrets: new Map()
-    })
-    const actions = Plan.plan(desired, snapshot, { now: Date.now() })
-    if (json) yield* Console.log(JSON.stringify({ actions: actions.map(Action.toJson) }, null, 2))
+  Effect.fn(function* (options) {
+    const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(options.apps))
+    const node = nodeConfigOf(options)
+    const actions = Option.isSome(options.observed)
+      ? planOffline(catalog, node, yield* readObserved(options.observed.value))
+      : options.fresh
+        ? planOffline(catalog, node, Observed.empty)
+        : yield* planNow({ catalog, selection: selectionOf(catalog), node }).pipe(
+            Effect.map((p) => p.actions),
+            Effect.provide(nodeLayer(options)),
+            // Without podman (a laptop, a build box) the dry run still shows the fresh-node plan,
+            // and says so: it never pretends to have seen a node it could not reach.
+            Effect.catchTag("RuntimeError", (e) =>
+              Effect.as(
+                Console.error(`archy: ${e.message}; planning for an empty node instead`),
+                planOffline(catalog, node, Observed.empty)
+              )
+            )
+          )
+    if (options.json) yield* Console.log(JSON.stringify({ actions: actions.map(Action.toJson) }, null, 2))
     else yield* Console.log(Action.renderText(actions).trimEnd())
     if (catalog.issues.length > 0) return yield* new Reported()
   })
-).pipe(Command.withDescription("Dry run: print what a reconcile pass would do, with causes"))
+).pipe(Command.withDescription("Dry run: print what a reconcile pass would do, with causes; changes nothing"))
