@@ -265,14 +265,11 @@ type Cache = {
 
 const fail = (reason: RuntimeError["reason"]) => Effect.fail(new RuntimeError({ reason }))
 
-/** Actions after which the image and network lists are listed again. */
-const invalidating: ReadonlySet<RuntimeAction["_tag"]> = new Set([
-  "EnsureNetwork",
-  "PullImage",
-  "BuildImage",
-  "Remove",
-  "Recreate"
-])
+/**
+ * Actions that change the images or networks: they are listed again right after them, so the
+ * next pass still observes with one call.
+ */
+const invalidating: ReadonlySet<RuntimeAction["_tag"]> = new Set(["EnsureNetwork", "PullImage", "BuildImage"])
 
 const make = (options: Options) =>
   Effect.gen(function* () {
@@ -546,9 +543,17 @@ const make = (options: Options) =>
 
     const apply = (action: RuntimeAction, progress?: Progress): Effect.Effect<void, RuntimeError> => {
       const done = perform(action, progress)
-      return invalidating.has(action._tag)
-        ? invalidate.pipe(Effect.andThen(done), Effect.ensuring(invalidate))
-        : done.pipe(Effect.tapError(() => invalidate))
+      if (!invalidating.has(action._tag)) return done.pipe(Effect.tapError(() => invalidate))
+      return invalidate.pipe(
+        Effect.andThen(done),
+        Effect.tapError(() => invalidate),
+        Effect.tap(() =>
+          Ref.get(cache).pipe(
+            Effect.flatMap((c) => listRest(c.generation)),
+            Effect.catch(() => invalidate)
+          )
+        )
+      )
     }
 
     return PodmanRuntime.of({ endpoint, observe, apply, calls: Ref.get(calls) })

@@ -183,14 +183,11 @@ const decodePullLine = Schema.decodeUnknownOption(Schema.fromJsonString(PullLine
 
 const fail = (reason: RuntimeError["reason"]) => Effect.fail(new RuntimeError({ reason }))
 
-/** Actions after which the cached images and networks may be stale. */
-const invalidating: ReadonlySet<RuntimeAction["_tag"]> = new Set([
-  "EnsureNetwork",
-  "PullImage",
-  "BuildImage",
-  "Remove",
-  "Recreate"
-])
+/**
+ * Actions that change the images or networks: the cache is listed again right after them, so
+ * the next pass still observes with one call.
+ */
+const invalidating: ReadonlySet<RuntimeAction["_tag"]> = new Set(["EnsureNetwork", "PullImage", "BuildImage"])
 
 interface Cache {
   readonly images: ReadonlyArray<ObservedImage>
@@ -544,7 +541,11 @@ export const make = (options: Options) =>
     const apply = (action: RuntimeAction, progress: Progress = noProgress) =>
       run(action, progress).pipe(
         Effect.onExit((exit) =>
-          exit._tag === "Failure" || invalidating.has(action._tag) ? Ref.set(cache, undefined) : Effect.void
+          exit._tag === "Failure"
+            ? Ref.set(cache, undefined)
+            : invalidating.has(action._tag)
+              ? refreshCache.pipe(Effect.catch(() => Ref.set(cache, undefined)))
+              : Effect.void
         )
       )
 

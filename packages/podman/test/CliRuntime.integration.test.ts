@@ -14,7 +14,7 @@ import { busyboxV1, busyboxV2 } from "../../../test/images/images.ts"
 import * as CliRuntime from "../src/CliRuntime.ts"
 import type { RuntimeError } from "../src/PodmanRuntime.ts"
 import { PodmanRuntime } from "../src/PodmanRuntime.ts"
-import { runtimeContract } from "./contract.ts"
+import { testNetwork as cliTestNetwork, runtimeContract } from "./contract.ts"
 import { type PodmanService, podmanMissing, startPodmanService } from "./support/PodmanService.ts"
 
 const cliLayer = (options: CliRuntime.Options = {}) =>
@@ -334,7 +334,16 @@ describe.skipIf(podmanMissing !== undefined)("CliRuntime against real podman", (
       yield* rt.apply(Action.Remove({ ...base("x"), name, containerId: id, timeoutSeconds: 0 }))
       assert.strictEqual(yield* rt.calls, removeCalls + 1)
       yield* rt.observe
-      assert.strictEqual(yield* rt.calls, removeCalls + 4, "a removal invalidates the cache")
+      assert.strictEqual(yield* rt.calls, removeCalls + 2, "a removal keeps the cache")
+
+      yield* rt.apply(Action.EnsureNetwork({ ...base("x"), network: cliTestNetwork }))
+      const afterNetwork = yield* rt.calls
+      yield* rt.observe
+      assert.strictEqual(
+        yield* rt.calls,
+        afterNetwork + 1,
+        "a network change lists again at once, not at the next observe"
+      )
     }).pipe(run)
   )
 

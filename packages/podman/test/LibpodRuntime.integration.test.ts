@@ -99,8 +99,10 @@ describe.skipIf(podmanMissing !== undefined)("LibpodRuntime against real podman"
       afterCreate: 1,
       afterFailure: 1 + 3,
       steadyAgain: 1,
-      afterNetwork: 1 + 3,
-      afterRemove: 1 + 3
+      // The images and networks are listed again right after a change to them, not at the next
+      // observe: the next pass still costs one call.
+      afterNetwork: 1 + 2 + 1,
+      afterRemove: 1 + 1
     })
   })
 
@@ -339,15 +341,17 @@ describe("LibpodRuntime against a fake podman", () => {
           rt.apply(actions.ensureNetwork())
         ])
       )
+      // (The image and network lists a change triggers are left out: they run concurrently.)
+      const changes = fake.seen.filter((s) => s.method !== "GET")
       assert.deepStrictEqual(
-        fake.seen.map((s) => `${s.method} ${s.url}`),
+        changes.map((s) => `${s.method} ${s.url}`),
         [
           "DELETE /v4.0.0/libpod/containers/abc?force=true&timeout=3",
           "POST /v4.0.0/libpod/containers/x/start",
           "POST /v4.0.0/libpod/networks/create"
         ]
       )
-      assert.deepStrictEqual(JSON.parse(fake.seen[2]?.body ?? ""), {
+      assert.deepStrictEqual(JSON.parse(changes[2]?.body ?? ""), {
         name: "archy-ct-net",
         driver: "bridge",
         subnets: [{ subnet: "10.89.250.0/24", gateway: "10.89.250.1" }]
@@ -399,7 +403,7 @@ describe("LibpodRuntime against a fake podman", () => {
         )
       )
       assert.deepStrictEqual(
-        fake.seen.map((s) => `${s.method} ${s.url}`),
+        fake.seen.filter((s) => s.method !== "GET").map((s) => `${s.method} ${s.url}`),
         [
           "POST /v4.0.0/libpod/images/pull?reference=mirror-a:5000/lightninglabs/lnd:v0.19.3-beta&tlsVerify=false&policy=always",
           "POST /v4.0.0/libpod/images/pull?reference=mirror-b/lightninglabs/lnd:v0.19.3-beta&tlsVerify=true&policy=always",
