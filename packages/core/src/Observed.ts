@@ -21,6 +21,15 @@ export const ContainerState = Schema.Literals([
 ])
 export type ContainerState = typeof ContainerState.Type
 
+const isContainerState = Schema.is(ContainerState)
+
+/** podman's state text (any case; libpod also says `initialized`) as a ContainerState. */
+export const toContainerState = (podmanState: string): ContainerState => {
+  const s = podmanState.toLowerCase()
+  if (s === "initialized") return "created"
+  return isContainerState(s) ? s : "unknown"
+}
+
 export const ObservedContainer = Schema.Struct({
   id: Schema.String,
   name: Schema.String,

@@ -10,7 +10,7 @@
  * `NodeServices.layer` from `@effect/platform-node` provides both.
  */
 import type { ObservedContainer, ObservedImage, ObservedNetwork } from "@archy/core/Observed"
-import { ContainerState } from "@archy/core/Observed"
+import { toContainerState } from "@archy/core/Observed"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
@@ -103,14 +103,7 @@ const decodeNetworks = Schema.decodeUnknownResult(
   Schema.fromJsonString(Schema.NullOr(Schema.Array(NetworkEntry)))
 )
 
-const isContainerState = Schema.is(ContainerState)
-
 /** podman 4.3 prints its own state names, which the core's literals copy; anything else is unknown. */
-export const containerState = (state: string): ContainerState => {
-  const s = state.toLowerCase()
-  return isContainerState(s) ? s : "unknown"
-}
-
 /** `Up 3 minutes ago (healthy)`: podman 4.3's ps JSON has the health only in `Status`. */
 const healthOf = (status: string | undefined): ObservedContainer["health"] => {
   const m = status === undefined ? null : /\((healthy|unhealthy|starting)\)\s*$/.exec(status)
@@ -137,7 +130,7 @@ export const parsePsJson = (text: string): Result.Result<ReadonlyArray<ObservedC
       name,
       image: e.Image,
       labels: e.Labels ?? {},
-      state: containerState(e.State),
+      state: toContainerState(e.State),
       exitCode: e.ExitCode,
       ...(e.StartedAt > 0 ? { startedAtMs: e.StartedAt * 1000 } : {}),
       ...(health !== undefined ? { health } : {})

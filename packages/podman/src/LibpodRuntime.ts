@@ -9,7 +9,12 @@ import { spawn } from "node:child_process"
 import { mkdir } from "node:fs/promises"
 import { isAbsolute, join } from "node:path"
 import type { DesiredContainer } from "@archy/core/Desired"
-import type { ContainerState, ObservedContainer, ObservedImage, ObservedNetwork } from "@archy/core/Observed"
+import {
+  type ObservedContainer,
+  type ObservedImage,
+  type ObservedNetwork,
+  toContainerState
+} from "@archy/core/Observed"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
@@ -85,28 +90,10 @@ export const NetworkJson = Schema.Struct({
 })
 export type NetworkJson = typeof NetworkJson.Type
 
-const states: ReadonlyArray<ContainerState> = [
-  "created",
-  "running",
-  "paused",
-  "stopping",
-  "exited",
-  "stopped",
-  "configured",
-  "removing",
-  "unknown"
-]
-
-export const toState = (state: string): ContainerState => {
-  const s = state.toLowerCase()
-  if (s === "initialized") return "created"
-  return states.find((known) => known === s) ?? "unknown"
-}
-
 const healths = ["healthy", "unhealthy", "starting"] as const
 
 export const toObservedContainer = (c: ContainerJson): ObservedContainer => {
-  const state = toState(c.State)
+  const state = toContainerState(c.State)
   const exited = c.Exited === true || state === "exited" || state === "stopped"
   const health = healths.find((h) => h === c.Status)
   const startedAt = c.StartedAt ?? 0

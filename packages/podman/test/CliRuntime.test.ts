@@ -1,8 +1,8 @@
+import { toContainerState } from "@archy/core/Observed"
 import { assert, describe, it } from "@effect/vitest"
 import * as Result from "effect/Result"
 import {
   classifyFailure,
-  containerState,
   displayCommand,
   parseImagesJson,
   parseNetworksJson,
@@ -205,7 +205,7 @@ describe("parsePsJson", () => {
   })
 })
 
-describe("containerState", () => {
+describe("toContainerState", () => {
   it("keeps podman's state names and maps the rest to unknown", () => {
     for (const s of [
       "created",
@@ -217,11 +217,11 @@ describe("containerState", () => {
       "configured",
       "removing"
     ]) {
-      assert.strictEqual(containerState(s), s)
+      assert.strictEqual(toContainerState(s), s)
     }
-    assert.strictEqual(containerState("Running"), "running")
-    assert.strictEqual(containerState("dead"), "unknown")
-    assert.strictEqual(containerState(""), "unknown")
+    assert.strictEqual(toContainerState("Running"), "running")
+    assert.strictEqual(toContainerState("dead"), "unknown")
+    assert.strictEqual(toContainerState(""), "unknown")
   })
 })
 
