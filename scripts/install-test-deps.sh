@@ -2,6 +2,11 @@
 # Installs what the tests need beyond podman (scripts/install-podman.sh), from Debian's archive:
 #
 #   docker-registry   the image registry test/registry/start runs on 127.0.0.1:5000 for pull tests
+#   uidmap            newuidmap/newgidmap: rootless podman maps a user's subordinate uid/gid ranges
+#   slirp4netns       rootless podman's network namespace (test/integration/rootless.integration.test.ts)
+#
+# Rootless networking also needs /dev/net/tun open to every user (0666): udev's default rules set
+# that on a normal Debian; a machine without udev keeps the kernel's 0600, so it is set here.
 #
 # The package ships an init script and a systemd unit that would serve its default config (every
 # interface, port 5000, htpasswd auth) as soon as it is installed. Tests run their own registry with
@@ -12,7 +17,7 @@
 # Run as root. Usage: scripts/install-test-deps.sh
 set -euo pipefail
 
-packages=(docker-registry)
+packages=(docker-registry uidmap slirp4netns)
 policy=/usr/sbin/policy-rc.d
 
 log() { printf '%s install-test-deps: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -44,4 +49,18 @@ else
 fi
 
 [ -x /usr/bin/docker-registry ] || die "/usr/bin/docker-registry is missing after the install"
+for b in /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/slirp4netns; do
+  [ -x "$b" ] || die "$b is missing after the install"
+done
+
+tun=/dev/net/tun
+if [ ! -c "$tun" ]; then
+  log "creating $tun"
+  mkdir -p /dev/net
+  mknod -m 0666 "$tun" c 10 200
+fi
+if [ "$(stat -c %a "$tun")" != 666 ]; then
+  log "making $tun usable by every user (mode 0666, as udev does)"
+  chmod 0666 "$tun"
+fi
 log "$(/usr/bin/docker-registry --version 2>&1 | head -n 1)"

@@ -319,7 +319,8 @@ export const make = (options: Options) =>
             {
               operation: `pull ${candidate.ref}`,
               method: "POST",
-              path: `/images/pull?reference=${enc(candidate.ref)}&tlsVerify=${candidate.tlsVerify}&policy=always`,
+              // Upstream carries no tlsVerify: podman's registries.conf decides.
+              path: `/images/pull?reference=${enc(candidate.ref)}${candidate.tlsVerify !== undefined ? `&tlsVerify=${candidate.tlsVerify}` : ""}&policy=always`,
               image: candidate.ref,
               timeoutMs: pullMs
             },
