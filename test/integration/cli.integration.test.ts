@@ -10,6 +10,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import {
+  cleanup,
   type PodmanService,
   podmanCli,
   podmanMissing,
@@ -43,7 +44,7 @@ describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", ()
   const common = () => ["--apps", "test/fixtures/apps", "--state-dir", stateDir]
 
   beforeAll(async () => {
-    podmanCli(["rm", "-f", "-t", "0", ...fixtureNames])
+    cleanup("archy-fx-")
     // The UI's image is built by the pass itself: make sure this run builds it.
     podmanCli(["rmi", "-f", "localhost/archipelago/archy-fx-ui:1.0.0"])
     stateDir = mkdtempSync(join(tmpdir(), "archy-cli-e2e-"))
@@ -51,7 +52,7 @@ describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", ()
   }, 120_000)
 
   afterAll(async () => {
-    podmanCli(["rm", "-f", "-t", "0", ...fixtureNames])
+    cleanup("archy-fx-")
     await service?.stop()
     rmSync(stateDir, { recursive: true, force: true })
   }, 120_000)
