@@ -36,6 +36,7 @@ import type * as Desired from "@archy/core/Desired"
 import { defaultNodeConfig } from "@archy/core/Desired"
 import type { AppManifest } from "@archy/core/Manifest"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
+import { HealthBook } from "@archy/engine/Health"
 import { type PassInput, planNow, reconcileOnce } from "@archy/engine/Reconciler"
 import { SecretStore } from "@archy/engine/SecretStore"
 import * as LibpodRuntime from "@archy/podman/LibpodRuntime"
@@ -291,7 +292,8 @@ const run = async (made: Made): Promise<boolean> => {
     Layer.mergeAll(
       LibpodRuntime.layer({ socketPath }),
       SecretStore.layer(join(stateDir, "secrets")),
-      AdoptionStore.layer(join(stateDir, "adopted.json"))
+      AdoptionStore.layer(join(stateDir, "adopted.json")),
+      HealthBook.layer
     ).pipe(Layer.provideMerge(NodeServices.layer))
   )
   made.runtime = runtime

@@ -70,7 +70,10 @@ describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", ()
       /^done +create container:archy-fx-bitcoind: container archy-fx-bitcoind does not exist/m
     )
     assert.match(run.stdout, /^done +build-image image:localhost\/archipelago\/archy-fx-ui:1\.0\.0/m)
-    assert.match(run.stdout, /\d+ action\(s\): \d+ done, 0 failed, 0 skipped, 0 waiting$/m)
+    assert.match(
+      run.stdout,
+      /\d+ action\(s\) in \d+ pass\(es\): \d+ done, 0 failed, 0 skipped, 0 still waiting$/m
+    )
     for (const name of fixtureNames) {
       const state = podmanCli(["inspect", "--format", "{{.State.Status}}", name])
       assert.strictEqual(state.stdout.trim(), "running", name)

@@ -9,7 +9,8 @@ import { join } from "node:path"
 import { type Catalog, loadCatalog } from "@archy/core/Catalog"
 import * as Desired from "@archy/core/Desired"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
-import { type ActionReport, reconcileOnce } from "@archy/engine/Reconciler"
+import { HealthBook } from "@archy/engine/Health"
+import { type ActionReport, reconcileOnce, reconcileUntilSettled } from "@archy/engine/Reconciler"
 import { SecretStore } from "@archy/engine/SecretStore"
 import * as CliRuntime from "@archy/podman/CliRuntime"
 import * as LibpodRuntime from "@archy/podman/LibpodRuntime"
@@ -54,7 +55,7 @@ describe.skipIf(podmanMissing !== undefined).each<Adapter>(["libpod", "cli"])(
   (adapter) => {
     let service: PodmanService | undefined
     let runtime: ManagedRuntime.ManagedRuntime<
-      PodmanRuntime | SecretStore | AdoptionStore | NodeServices.NodeServices,
+      PodmanRuntime | SecretStore | AdoptionStore | HealthBook | NodeServices.NodeServices,
       never
     >
     let stateDir = ""
@@ -113,7 +114,8 @@ describe.skipIf(podmanMissing !== undefined).each<Adapter>(["libpod", "cli"])(
         Layer.mergeAll(
           faulty,
           SecretStore.layer(join(stateDir, "secrets")),
-          AdoptionStore.layer(join(stateDir, "adopted.json"))
+          AdoptionStore.layer(join(stateDir, "adopted.json")),
+          HealthBook.layer
         ).pipe(Layer.provideMerge(NodeServices.layer))
       )
     }, 120_000)
@@ -125,17 +127,33 @@ describe.skipIf(podmanMissing !== undefined).each<Adapter>(["libpod", "cli"])(
       rmSync(stateDir, { recursive: true, force: true })
     }, 120_000)
 
-    it("brings an empty node to running", slow, async () => {
-      const { reports } = await pass()
-      assert.deepStrictEqual(
-        reports
-          .filter((r) => r.outcome._tag !== "Done")
-          .map((r) => `${r.action.target}: ${JSON.stringify(r.outcome)}`),
-        []
-      )
-      for (const name of fixtureNames) assert.strictEqual(inspect(name)?.state, "running", name)
-      assert.match(readFileSync(join(node.dataRoot, "fx-bitcoind/data/bitcoin.conf"), "utf8"), /^rpcauth=/m)
-    })
+    it(
+      "brings an empty node to running: a pass, then dependants once their dependency is healthy",
+      slow,
+      async () => {
+        const c = await catalog()
+        const first = await pass()
+        // fx-lnd waits for fx-bitcoind's health check; the UI waits for fx-lnd.
+        assert.includeMembers(summary(first.reports), [
+          "Wait container:archy-fx-lnd Waiting",
+          "Wait container:archy-fx-ui Waiting"
+        ])
+        const { reports } = await runtime.runPromise(
+          reconcileUntilSettled(
+            { catalog: c, selection: Desired.defaultSelection(c), node },
+            { pauseMs: 200 }
+          )
+        )
+        assert.deepStrictEqual(
+          reports
+            .filter((r) => r.outcome._tag !== "Done")
+            .map((r) => `${r.action.target}: ${JSON.stringify(r.outcome)}`),
+          []
+        )
+        for (const name of fixtureNames) assert.strictEqual(inspect(name)?.state, "running", name)
+        assert.match(readFileSync(join(node.dataRoot, "fx-bitcoind/data/bitcoin.conf"), "utf8"), /^rpcauth=/m)
+      }
+    )
 
     it("a second pass plans nothing and makes exactly one podman call", slow, async () => {
       const { reports, calls } = await pass()

@@ -115,7 +115,8 @@ const desired = (name: string): DesiredContainer => ({
   specHash: "rootless-1",
   shouldRun: true,
   consumes: [],
-  filesHash: "pending"
+  filesHash: "pending",
+  waitsFor: []
 })
 
 const base = { target: `container:${container}`, cause: "rootless test" }

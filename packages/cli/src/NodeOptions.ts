@@ -7,14 +7,17 @@
 import { existsSync } from "node:fs"
 import { Desired } from "@archy/core"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
+import { HealthBook } from "@archy/engine/Health"
 import { SecretStore } from "@archy/engine/SecretStore"
 import * as CliRuntime from "@archy/podman/CliRuntime"
 import * as LibpodRuntime from "@archy/podman/LibpodRuntime"
 import { parseMirrors } from "@archy/podman/Mirrors"
 import { discoverSocket } from "@archy/podman/Socket"
 import { Flag } from "effect/cli"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { findDaemon } from "./DaemonClient.ts"
 
 export const nodeFlags = {
   apps: Flag.String("apps").pipe(
@@ -33,6 +36,14 @@ export const nodeFlags = {
     ),
     Flag.optional
   ),
+  port: Flag.Int("port").pipe(
+    Flag.withDescription("The daemon's API port on 127.0.0.1 (env ARCHY_API_PORT; default 7780)"),
+    Flag.optional
+  ),
+  direct: Flag.Boolean("direct").pipe(
+    Flag.withDescription("Act on podman directly even when a daemon is running"),
+    Flag.withDefault(false)
+  ),
   mirrors: Flag.String("mirrors").pipe(
     Flag.withDescription(
       "Registry mirrors tried before upstream, comma-separated host[:port], http:// for plain HTTP (env ARCHY_REGISTRY_MIRRORS)"
@@ -43,6 +54,8 @@ export const nodeFlags = {
 
 export interface NodeOptions {
   readonly apps: Option.Option<string>
+  readonly port: Option.Option<number>
+  readonly direct: boolean
   readonly socket: Option.Option<string>
   readonly stateDir: Option.Option<string>
   readonly mirrors: Option.Option<string>
@@ -72,7 +85,18 @@ export const endpointOf = (o: NodeOptions): { readonly socket: string } | { read
   return socket !== undefined ? { socket } : { cli: true }
 }
 
-/** PodmanRuntime, SecretStore and AdoptionStore for this node. */
+export const defaultApiPort = 7780
+
+export const apiPortOf = (o: NodeOptions): number => {
+  const env = Number(process.env.ARCHY_API_PORT)
+  return Option.getOrUndefined(o.port) ?? (Number.isInteger(env) && env > 0 ? env : defaultApiPort)
+}
+
+/** The running daemon of this state dir, unless `--direct`: then commands go through it. */
+export const daemonOf = (o: NodeOptions) =>
+  o.direct ? Effect.succeed(undefined) : findDaemon(stateDirOf(o), apiPortOf(o))
+
+/** PodmanRuntime, SecretStore, AdoptionStore and a HealthBook for this node. */
 export const nodeLayer = (o: NodeOptions) => {
   const mirrors = parseMirrors(orEnv(o.mirrors, "ARCHY_REGISTRY_MIRRORS") ?? "")
   const endpoint = endpointOf(o)
@@ -84,6 +108,7 @@ export const nodeLayer = (o: NodeOptions) => {
   return Layer.mergeAll(
     runtime,
     SecretStore.layer(`${stateDir}/secrets`),
-    AdoptionStore.layer(`${stateDir}/adopted.json`)
+    AdoptionStore.layer(`${stateDir}/adopted.json`),
+    HealthBook.layer
   )
 }

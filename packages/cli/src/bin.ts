@@ -8,7 +8,10 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import { Command } from "effect/cli"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Runtime from "effect/Runtime"
 import { apply } from "./commands/Apply.ts"
+import { daemon } from "./commands/Daemon.ts"
 import { plan } from "./commands/Plan.ts"
 import { status } from "./commands/Status.ts"
 import { validate } from "./commands/Validate.ts"
@@ -16,7 +19,7 @@ import { Reported } from "./Reported.ts"
 
 const archy = Command.make("archy").pipe(
   Command.withDescription("Archipelago node orchestrator"),
-  Command.withSubcommands([validate, plan, apply, status])
+  Command.withSubcommands([validate, plan, apply, status, daemon])
 )
 
 const program = Command.run(archy, { version: "0.1.0" }).pipe(
@@ -28,4 +31,13 @@ const program = Command.run(archy, { version: "0.1.0" }).pipe(
   Effect.provide(NodeServices.layer)
 )
 
-NodeRuntime.runMain(program, { disableErrorReporting: true })
+// The daemon stopped by SIGTERM or SIGINT has done its job: exit 0, as systemd expects.
+// Other commands keep the usual 130 for an interrupt.
+const isDaemon = process.argv[2] === "daemon"
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) =>
+    isDaemon && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+      ? onExit(0)
+      : Runtime.defaultTeardown(exit, onExit)
+})

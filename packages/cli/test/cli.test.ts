@@ -163,19 +163,17 @@ describe("archy plan", () => {
       target: "network:archipelago",
       cause: "network archipelago does not exist (want 10.89.0.0/24, gateway 10.89.0.1)"
     })
+    // The bitcoin node and its UI are created; lnd and electrumx wait for it to be healthy,
+    // and their UIs for them to run.
     const containers = actions.filter((a) => a.kind === "create").map((a) => a.target)
-    assert.deepStrictEqual([...containers].sort(), [
-      "container:archy-bitcoin-ui",
-      "container:archy-electrs-ui",
-      "container:archy-lnd-ui",
-      "container:bitcoin-knots",
-      "container:electrumx",
-      "container:lnd"
-    ])
-    // Dependencies come first: the bitcoin node before lnd, lnd before its UI.
-    const at = (target: string) => actions.findIndex((a) => a.kind === "create" && a.target === target)
-    assert.isBelow(at("container:bitcoin-knots"), at("container:lnd"))
-    assert.isBelow(at("container:lnd"), at("container:archy-lnd-ui"))
+    assert.deepStrictEqual([...containers].sort(), ["container:archy-bitcoin-ui", "container:bitcoin-knots"])
+    const waits = Object.fromEntries(actions.filter((a) => a.kind === "wait").map((a) => [a.target, a.cause]))
+    assert.strictEqual(
+      waits["container:lnd"],
+      "waiting for bitcoind (bitcoin-knots) to be healthy (bitcoin-knots is being started)"
+    )
+    assert.strictEqual(waits["container:archy-lnd-ui"], "waiting for lnd to run (lnd does not exist yet)")
+    assert.includeMembers(Object.keys(waits), ["container:electrumx", "container:archy-electrs-ui"])
     for (const create of containers) {
       const i = actions.findIndex((a) => a.kind === "create" && a.target === create)
       assert.deepStrictEqual(actions[i + 1]?.kind, "start")
@@ -298,7 +296,9 @@ describe("archy plan", () => {
     })
 
     it("starts only the container that exited", () => {
-      const actions = planAgainst(running({ lnd: { state: "exited", exitCode: 1 } }))
+      const actions = planAgainst(
+        running({ lnd: { state: "exited", exitCode: 1 }, "bitcoin-knots": { health: "healthy" } })
+      )
       assert.deepStrictEqual(
         actions.filter((a) => a.kind !== "wait"),
         [{ kind: "start", target: "container:lnd", cause: "container lnd is exited (exit code 1)" }]

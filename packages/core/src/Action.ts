@@ -41,21 +41,28 @@ export type ActionKind = Action["_tag"]
 /** `EnsureNetwork` -> `ensure-network`: the kind as printed and in `--json`. */
 export const kindName = (kind: ActionKind): string => kind.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase()
 
+/** An action as shown to people and machines: kind, target, cause; never a payload. */
+export interface ActionJson {
+  readonly kind: string
+  readonly target: string
+  readonly cause: string
+}
+
 /** The JSON shape of `archy plan --json`: no payloads, so nothing secret can leak through it. */
-export const toJson = (
-  a: Action
-): { readonly kind: string; readonly target: string; readonly cause: string } => ({
+export const toJson = (a: Action): ActionJson => ({
   kind: kindName(a._tag),
   target: a.target,
   cause: a.cause
 })
 
 /** One action per line, aligned: `create         container:lnd    container lnd does not exist`. */
-export const renderText = (actions: ReadonlyArray<Action>): string => {
+export const renderViews = (actions: ReadonlyArray<ActionJson>): string => {
   if (actions.length === 0) return "nothing to do: the node matches its manifests\n"
-  const kindWidth = Math.max(...actions.map((a) => kindName(a._tag).length))
+  const kindWidth = Math.max(...actions.map((a) => a.kind.length))
   const targetWidth = Math.max(...actions.map((a) => a.target.length))
   return actions
-    .map((a) => `${kindName(a._tag).padEnd(kindWidth)}  ${a.target.padEnd(targetWidth)}  ${a.cause}\n`)
+    .map((a) => `${a.kind.padEnd(kindWidth)}  ${a.target.padEnd(targetWidth)}  ${a.cause}\n`)
     .join("")
 }
+
+export const renderText = (actions: ReadonlyArray<Action>): string => renderViews(actions.map(toJson))

@@ -11,7 +11,13 @@ import * as Redacted from "effect/Redacted"
 import type { Catalog, CatalogApp } from "./Catalog.ts"
 import { providersOf } from "./Catalog.ts"
 import { sha256Hex, shortHash } from "./Hash.ts"
-import { type ContainerManifest, durationMs, type HealthCheck, type RenderedFile } from "./Manifest.ts"
+import {
+  type ContainerManifest,
+  durationMs,
+  type HealthCheck,
+  type RenderedFile,
+  type RestartPolicy
+} from "./Manifest.ts"
 import { labels } from "./Observed.ts"
 import { findRenderer } from "./Render/Renderers.ts"
 
@@ -109,6 +115,21 @@ export interface DesiredContainer {
   readonly consumes: ReadonlyArray<string>
   /** Hash of the consumed files' bytes, for the files-hash label ("pending" before secrets exist). */
   readonly filesHash: string
+  /**
+   * Containers that must be up before this one starts: those of the apps it depends on and
+   * those it names in `dependsOn`. `healthy` waits for a passing health check (lnd waits for
+   * bitcoind's RPC), `started` only for the container to run.
+   */
+  readonly waitsFor: ReadonlyArray<Gate>
+  /** How the reconciler restarts it after a crash (not part of the spec: no recreate on change). */
+  readonly restart?: RestartPolicy
+}
+
+export interface Gate {
+  readonly container: string
+  readonly condition: "started" | "healthy"
+  /** What the manifest asked for, for the Wait's cause: `bitcoind (bitcoin-knots)`. */
+  readonly because: string
 }
 
 export interface DesiredFile {
@@ -302,6 +323,18 @@ export const make = (input: {
           ? `needs ${missing.map((d) => d.app).join(", ")}: install an app that provides it`
           : undefined
     const appStopped = stopped.has(m.id)
+    // App dependencies resolve to the installed providers' containers.
+    const appGates: Array<Gate> = (m.dependencies ?? []).flatMap((d) =>
+      providersOf(apps, d.app)
+        .filter((p) => p.manifest.id !== m.id)
+        .flatMap((p) =>
+          p.manifest.containers.map((pc) => ({
+            container: pc.name,
+            condition: d.condition ?? "started",
+            because: d.app === p.manifest.id ? d.app : `${d.app} (${p.manifest.id})`
+          }))
+        )
+    )
     const containers = startOrder(m.containers).map((c): DesiredContainer => {
       const source = resolveSource(app, c)
       if (blocked === undefined && !images.has(source.ref)) images.set(source.ref, source)
@@ -316,7 +349,16 @@ export const make = (input: {
         specHash: shortHash(spec),
         shouldRun: !appStopped,
         consumes,
-        filesHash: hashes.every((h) => h !== undefined) ? shortHash(hashes) : "pending"
+        filesHash: hashes.every((h) => h !== undefined) ? shortHash(hashes) : "pending",
+        ...(c.restart !== undefined ? { restart: c.restart } : {}),
+        waitsFor: [
+          ...appGates,
+          ...(c.dependsOn ?? []).map((d) => ({
+            container: d.container,
+            condition: d.condition ?? "started",
+            because: d.container
+          }))
+        ]
       }
     })
     return {

@@ -201,6 +201,9 @@ export interface ManifestIssue {
 export const formatIssue = (issue: ManifestIssue): string =>
   issue.path === "" ? `${issue.file}: ${issue.message}` : `${issue.file}: at ${issue.path}: ${issue.message}`
 
+/** Secrets of the node itself (the daemon's API token): no manifest may consume them. */
+export const reservedSecrets: ReadonlyArray<string> = ["api-token"]
+
 /** Apps allowed to share the host's network or PID namespace (none by default). */
 export interface ManifestPolicy {
   readonly hostNamespaceAllowList: ReadonlyArray<string>
@@ -270,6 +273,10 @@ export const checkManifest = (
   const out: Array<{ path: string; message: string }> = []
   const add = (path: string, message: string) => out.push({ path, message })
   if (m.id !== dirName) add("id", `expected the directory name "${dirName}", got "${m.id}"`)
+  ;(m.secrets ?? []).forEach((name, i) => {
+    if (reservedSecrets.includes(name))
+      add(`secrets[${i}]`, `secret "${name}" is the node's own and cannot be given to an app`)
+  })
   const secrets = new Set(m.secrets ?? [])
   const containerNames = new Set<string>()
   const filePaths = new Set((m.files ?? []).map((f) => f.path))

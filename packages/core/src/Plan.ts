@@ -132,6 +132,15 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
   // Node-wide, since a file's consumers may live in another (dependent, so later) app.
   const rewritten = new Set<string>()
   const unrenderable = new Map<string, string>()
+  const ctx: BringUpContext = {
+    now: options.now,
+    backoff,
+    ours,
+    starting: new Set(),
+    rewritten,
+    filesOnDisk: filesByPath,
+    stops
+  }
   for (const app of desired.apps) {
     for (const file of app.files) {
       const target = `file:${file.path}`
@@ -189,7 +198,7 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
         }
         continue
       }
-      containerActions(bringUp, want, mine, foreign, rewritten, filesByPath, backoff, options, stops)
+      containerActions(bringUp, want, mine, foreign, ctx)
     }
   }
   // 3. Teardown: ours but unwanted (never an app whose manifest fails to load or that is
@@ -235,21 +244,56 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
   return [...prerequisites, ...teardown, ...bringUp]
 }
 
-/** Start, or wait out the crash backoff the reconciler recorded, with the reason. */
-const startOrWait = (
-  want: DesiredContainer,
-  cause: string,
-  backoff: ReadonlyMap<string, { readonly untilMs: number; readonly reason: string }>,
-  now: number
-): Action => {
+/** What deciding one container needs to know about the rest of the node and the plan so far. */
+interface BringUpContext {
+  readonly now: number
+  readonly backoff: ReadonlyMap<string, { readonly untilMs: number; readonly reason: string }>
+  /** Our containers by their container label. */
+  readonly ours: ReadonlyMap<string, ObservedContainer>
+  /** Containers this plan starts (so a `started` dependency later in the plan is satisfied). */
+  readonly starting: Set<string>
+  readonly rewritten: ReadonlySet<string>
+  readonly filesOnDisk: ReadonlyMap<string, ObservedFile>
+  readonly stops: Array<Action>
+}
+
+/** Why `want` may not start yet (a dependency not running or not healthy), or undefined. */
+const gateCause = (want: DesiredContainer, ctx: BringUpContext): string | undefined => {
+  for (const gate of want.waitsFor) {
+    const dep = ctx.ours.get(gate.container)
+    const startingNow = ctx.starting.has(gate.container)
+    if (gate.condition === "started") {
+      if (startingNow || dep?.state === "running") continue
+      return `waiting for ${gate.because} to run (${gate.container} ${dep === undefined ? "does not exist yet" : describeState(dep)})`
+    }
+    if (!startingNow && dep?.state === "running" && dep.health === "healthy") continue
+    const now =
+      startingNow || dep === undefined
+        ? "is being started"
+        : dep.state !== "running"
+          ? describeState(dep)
+          : dep.health === undefined
+            ? "has not passed a health check yet"
+            : `is ${dep.health}`
+    return `waiting for ${gate.because} to be healthy (${gate.container} ${now})`
+  }
+  return undefined
+}
+
+/** Start, or wait: for a dependency (the manifest's gates) or out a crash backoff, with the reason. */
+const startOrWait = (want: DesiredContainer, cause: string, ctx: BringUpContext): Action => {
   const target = containerTarget(want.name)
-  const b = backoff.get(want.name)
-  return b !== undefined && b.untilMs > now
-    ? Action.Wait({
-        target,
-        cause: `backing off after a crash (${b.reason}); next start in ${Math.ceil((b.untilMs - now) / 1000)}s`
-      })
-    : Action.Start({ target, cause, name: want.name })
+  const gate = gateCause(want, ctx)
+  if (gate !== undefined) return Action.Wait({ target, cause: gate })
+  const b = ctx.backoff.get(want.name)
+  if (b !== undefined && b.untilMs > ctx.now) {
+    return Action.Wait({
+      target,
+      cause: `backing off after a crash (${b.reason}); next start in ${Math.ceil((b.untilMs - ctx.now) / 1000)}s`
+    })
+  }
+  ctx.starting.add(want.name)
+  return Action.Start({ target, cause, name: want.name })
 }
 
 /** Appends to `out` what one desired container needs; stops go to `stops` (teardown). */
@@ -258,13 +302,14 @@ const containerActions = (
   want: DesiredContainer,
   mine: ObservedContainer | undefined,
   foreign: ObservedContainer | undefined,
-  rewritten: ReadonlySet<string>,
-  filesOnDisk: ReadonlyMap<string, ObservedFile>,
-  backoff: ReadonlyMap<string, { readonly untilMs: number; readonly reason: string }>,
-  options: PlanOptions,
-  stops: Array<Action>
+  ctx: BringUpContext
 ): void => {
   if (mine === undefined && foreign === undefined) {
+    const gate = want.shouldRun ? gateCause(want, ctx) : undefined
+    if (gate !== undefined) {
+      out.push(Action.Wait({ target: containerTarget(want.name), cause: gate }))
+      return
+    }
     out.push(
       Action.Create({
         target: containerTarget(want.name),
@@ -272,8 +317,7 @@ const containerActions = (
         container: want
       })
     )
-    if (want.shouldRun)
-      out.push(startOrWait(want, `container ${want.name} was just created`, backoff, options.now))
+    if (want.shouldRun) out.push(startOrWait(want, `container ${want.name} was just created`, ctx))
     return
   }
   let have: ObservedContainer
@@ -303,8 +347,7 @@ const containerActions = (
           container: want
         })
       )
-      if (want.shouldRun)
-        out.push(startOrWait(want, `container ${want.name} was just recreated`, backoff, options.now))
+      if (want.shouldRun) out.push(startOrWait(want, `container ${want.name} was just recreated`, ctx))
       return
     }
   }
@@ -321,13 +364,12 @@ const containerActions = (
         container: want
       })
     )
-    if (want.shouldRun)
-      out.push(startOrWait(want, `container ${want.name} was just recreated`, backoff, options.now))
+    if (want.shouldRun) out.push(startOrWait(want, `container ${want.name} was just recreated`, ctx))
     return
   }
   if (!want.shouldRun) {
     if (have.state === "running" || have.state === "paused") {
-      stops.push(
+      ctx.stops.push(
         Action.Stop({
           target: containerTarget(want.name),
           cause: "app is stopped by the user",
@@ -339,7 +381,7 @@ const containerActions = (
     return
   }
   if (have.state !== "running") {
-    out.push(startOrWait(want, `container ${want.name} ${describeState(have)}`, backoff, options.now))
+    out.push(startOrWait(want, `container ${want.name} ${describeState(have)}`, ctx))
     return
   }
 
@@ -347,8 +389,8 @@ const containerActions = (
   let changedNow: string | undefined
   let changedSince: string | undefined
   for (const p of want.consumes) {
-    if (changedNow === undefined && rewritten.has(p)) changedNow = p
-    const f = filesOnDisk.get(p)
+    if (changedNow === undefined && ctx.rewritten.has(p)) changedNow = p
+    const f = ctx.filesOnDisk.get(p)
     // podman reports start times in whole seconds: only a change a full second after the
     // reported start is surely later than the real start.
     if (

@@ -477,6 +477,14 @@ describe("parseManifest: secrets, files and container references", () => {
     )
   })
 
+  it("refuses to give an app the daemon's API token", () => {
+    assertOnlyIssue(
+      parseDoc(demo({}, { secrets: ["api-token"] })),
+      "secrets[0]",
+      `secret "api-token" is the node's own and cannot be given to an app`
+    )
+  })
+
   it("refuses an app that depends on a capability it provides", () => {
     assertOnlyIssue(
       parseDoc(demo({}, { provides: ["bitcoind"], dependencies: [{ app: "bitcoind" }] })),

@@ -84,9 +84,37 @@ describe("plan", () => {
     assert.strictEqual(l[1], "ensure-secret secret:bitcoin-rpc-password")
     const at = (s: string) => l.indexOf(s)
     assert.isTrue(at(`write-file file:${bitcoinConf}`) < at("create container:bitcoin-knots"))
-    assert.isTrue(at("start container:bitcoin-knots") < at("create container:lnd"))
-    assert.isTrue(at("start container:lnd") < at("create container:archy-lnd-ui"))
-    assert.isTrue(at("start container:electrumx") < at("create container:archy-electrs-ui"))
+    assert.isTrue(at("start container:bitcoin-knots") < at("create container:archy-bitcoin-ui"))
+    // lnd and electrumx need bitcoind healthy, so they wait; their UIs wait for them to run.
+    assert.isTrue(at("wait container:lnd") > at("start container:bitcoin-knots"))
+    assert.isTrue(at("wait container:archy-lnd-ui") > at("wait container:lnd"))
+  })
+
+  it("gates a dependant on its dependency's health, with the reason, and lets it start once healthy", () => {
+    const bitcoind = (health: ObservedContainer["health"]) =>
+      withContainer(
+        withContainer(converged, "lnd", () => undefined),
+        "bitcoin-knots",
+        (c) => {
+          const { health: _h, ...rest } = c
+          return health === undefined ? rest : { ...rest, health }
+        }
+      )
+    const starting = planFor(bitcoind("starting")).find((a) => a.target === "container:lnd")!
+    assert.strictEqual(starting._tag, "Wait")
+    assert.strictEqual(
+      starting.cause,
+      "waiting for bitcoind (bitcoin-knots) to be healthy (bitcoin-knots is starting)"
+    )
+    const unchecked = planFor(bitcoind(undefined)).find((a) => a.target === "container:lnd")!
+    assert.strictEqual(
+      unchecked.cause,
+      "waiting for bitcoind (bitcoin-knots) to be healthy (bitcoin-knots has not passed a health check yet)"
+    )
+    assert.deepStrictEqual(lines(planFor(bitcoind("healthy"))), [
+      "create container:lnd",
+      "start container:lnd"
+    ])
   })
 
   it("a converged node plans nothing", () => {
@@ -395,13 +423,18 @@ const shuffle = <A>(xs: ReadonlyArray<A>, seed: number): ReadonlyArray<A> =>
 describe("plan properties", () => {
   const perturbed = fc.array(faultArb, { maxLength: 8 }).map((faults) => faults.reduce(applyFault, converged))
 
-  it("carrying out a plan leaves nothing to do (idempotence)", () => {
+  // Dependants wait for their dependencies' health, which the model grants on start: a node
+  // converges in at most one pass per level of the dependency chain (three here), then stays.
+  it("carrying out plans converges within the dependency depth, then leaves nothing to do", () => {
     fc.assert(
       fc.property(perturbed, (node) => {
-        const first = plan(desiredFor(starter, node), node.observed, { now: now + 10_000 })
-        const after = applyPlan(node, first, now + 20_000)
-        const second = plan(desiredFor(starter, after), after.observed, { now: now + 30_000 })
-        assert.deepStrictEqual(lines(second), [])
+        let n = node
+        for (let round = 0; round < 3; round++) {
+          const actions = plan(desiredFor(starter, n), n.observed, { now: now + 10_000 * (round + 1) })
+          n = applyPlan(n, actions, now + 10_000 * (round + 1) + 1_000)
+        }
+        const last = plan(desiredFor(starter, n), n.observed, { now: now + 50_000 })
+        assert.deepStrictEqual(lines(last), [])
       }),
       { numRuns: propertyRuns }
     )

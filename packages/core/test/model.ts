@@ -118,7 +118,8 @@ export const applyAction = (node: ModelNode, action: Action, now: number): Model
     case "Restart":
       return update(action.name, (c) => {
         const { exitCode: _exit, ...rest } = c
-        return { ...rest, state: "running", startedAtMs: now }
+        // The model's health checks pass at once; real ones are the daemon's business.
+        return { ...rest, state: "running", startedAtMs: now, health: "healthy" }
       })
     case "Stop":
       return update(action.name, (c) => ({ ...c, state: "exited", exitCode: 0 }))

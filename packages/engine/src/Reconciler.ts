@@ -21,7 +21,10 @@ import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { AdoptionStore } from "./AdoptionStore.ts"
+import { AppLocks } from "./AppLocks.ts"
 import { writeAtomic } from "./AtomicFile.ts"
+import { CrashMemory } from "./CrashBackoff.ts"
+import { checkGates, HealthBook, overlayHealth } from "./Health.ts"
 import { SecretStore } from "./SecretStore.ts"
 
 /** What a pass works from: the catalog, the user's choices and the node's settings. */
@@ -90,9 +93,19 @@ export const observeNode = Effect.fn("Reconciler.observe")(function* (desired: D
   const runtime = yield* PodmanRuntime
   const adoption = yield* AdoptionStore
   const store = yield* SecretStore
+  const health = yield* HealthBook
   const snapshot = yield* runtime.observe
+  const adopted = yield* adoption.overlay(snapshot.containers)
+  // Dependencies a waiting dependant needs healthy are checked now, not one timer later.
+  yield* checkGates(desired, overlayHealth(adopted, yield* health.all))
+  const containers = overlayHealth(adopted, yield* health.all)
+  const crashes = yield* Effect.serviceOption(CrashMemory)
+  const backoff = Option.isSome(crashes)
+    ? yield* crashes.value.observe(desired, containers, yield* Clock.currentTimeMillis)
+    : []
   return {
-    containers: yield* adoption.overlay(snapshot.containers),
+    containers,
+    backoff,
     images: snapshot.images,
     networks: snapshot.networks,
     secrets: yield* store.names,
@@ -150,6 +163,30 @@ export const execute = Effect.fn("Reconciler.execute")(function* (action: Action
   }
 })
 
+/**
+ * Actions that change a container or a file run to the end once begun, so a SIGTERM never leaves
+ * one half done; pulls, builds and stops may be abandoned (podman finishes or forgets them
+ * safely). Each runs under its apps' locks when the daemon provides them.
+ */
+const mustFinish: ReadonlySet<Action["_tag"]> = new Set([
+  "EnsureSecret",
+  "WriteFile",
+  "Create",
+  "Recreate",
+  "Remove",
+  "Adopt",
+  "EnsureNetwork"
+])
+
+const guarded = (action: Action, apps: ReadonlyArray<string>, progress?: Progress) =>
+  Effect.gen(function* () {
+    const run = mustFinish.has(action._tag)
+      ? Effect.uninterruptible(execute(action, progress))
+      : execute(action, progress)
+    const locks = yield* Effect.serviceOption(AppLocks)
+    return yield* Option.isSome(locks) ? locks.value.withApps(apps, run) : run
+  })
+
 /** Which apps an action belongs to, so a failure skips only their later actions. */
 const appsOf = (action: Action, desired: Desired.Desired): ReadonlyArray<string> | "all" => {
   switch (action._tag) {
@@ -201,7 +238,7 @@ export const reconcileOnce = Effect.fn("Reconciler.pass")(function* (
       outcome = { _tag: "Skipped", reason: `an earlier action for ${blockedBy} failed` }
     } else {
       const started = yield* Clock.currentTimeMillis
-      const result = yield* Effect.result(execute(action, options.progress))
+      const result = yield* Effect.result(guarded(action, apps === "all" ? [] : apps, options.progress))
       const ms = (yield* Clock.currentTimeMillis) - started
       if (result._tag === "Success") {
         outcome = { _tag: "Done", ms }
@@ -216,4 +253,41 @@ export const reconcileOnce = Effect.fn("Reconciler.pass")(function* (
     if (options.onAction !== undefined) yield* options.onAction(report)
   }
   return reports as ReadonlyArray<ActionReport>
+})
+
+/**
+ * Passes until the node settles: while a pass changed something and something still waits
+ * (a dependant on its dependency's health), pass again after `pauseMs`, at most `maxPasses`.
+ * What the CLI's `apply` does; the daemon instead passes on its timer and on events.
+ */
+export const reconcileUntilSettled = Effect.fn("Reconciler.settle")(function* (
+  input: PassInput,
+  options: {
+    readonly onAction?: (report: ActionReport) => Effect.Effect<void>
+    readonly onPass?: (pass: number) => Effect.Effect<void>
+    readonly progress?: Progress
+    readonly maxPasses?: number
+    readonly pauseMs?: number
+  } = {}
+) {
+  const all: Array<ActionReport> = []
+  const maxPasses = options.maxPasses ?? 20
+  let passes = 0
+  let last: ReadonlyArray<ActionReport> = []
+  for (; passes < maxPasses; ) {
+    passes++
+    if (options.onPass !== undefined) yield* options.onPass(passes)
+    const reports = yield* reconcileOnce(input, options)
+    last = reports
+    all.push(...reports)
+    const changed = reports.some((r) => r.outcome._tag === "Done")
+    const waiting = reports.some((r) => r.outcome._tag === "Waiting")
+    // A failure would only fail again at once: leave it to the next run (or the daemon's backoff).
+    const failed = reports.some((r) => r.outcome._tag === "Failed")
+    if (!changed || !waiting || failed) break
+    const pauseMs = options.pauseMs ?? 1000
+    if (pauseMs > 0) yield* Effect.sleep(pauseMs)
+  }
+  /** `last` is the final pass: what still waits is in it. */
+  return { reports: all as ReadonlyArray<ActionReport>, last, passes }
 })

@@ -12,7 +12,8 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import { AdoptionStore } from "../src/AdoptionStore.ts"
 import { writeAtomic } from "../src/AtomicFile.ts"
-import { reconcileOnce } from "../src/Reconciler.ts"
+import { HealthBook } from "../src/Health.ts"
+import { reconcileOnce, reconcileUntilSettled } from "../src/Reconciler.ts"
 import { SecretStore } from "../src/SecretStore.ts"
 import { makeMemoryRuntime, ourContainers } from "./MemoryRuntime.ts"
 
@@ -32,7 +33,7 @@ const withNode = <A, E>(
   f: (ctx: {
     readonly stateDir: string
     readonly node: Desired.NodeConfig
-  }) => Effect.Effect<A, E, SecretStore | AdoptionStore | NodeServices.NodeServices>
+  }) => Effect.Effect<A, E, SecretStore | AdoptionStore | HealthBook | NodeServices.NodeServices>
 ) =>
   Effect.gen(function* () {
     const stateDir = tempDir()
@@ -43,7 +44,8 @@ const withNode = <A, E>(
     }
     const layer = Layer.mergeAll(
       SecretStore.layer(`${stateDir}/secrets`),
-      AdoptionStore.layer(`${stateDir}/adopted.json`)
+      AdoptionStore.layer(`${stateDir}/adopted.json`),
+      HealthBook.layer
     ).pipe(Layer.provideMerge(NodeServices.layer))
     return yield* f({ stateDir, node }).pipe(
       Effect.provide(layer),
@@ -130,9 +132,24 @@ describe("reconcileOnce", () => {
       Effect.gen(function* () {
         const { control, layer } = yield* makeMemoryRuntime()
         const first = yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
-        assert.isAbove(first.length, 10)
+        // lnd and electrumx wait for bitcoind to be healthy; their UIs for them to run.
         assert.deepStrictEqual(
-          first.filter((r) => r.outcome._tag !== "Done").map((r) => r.action.target),
+          first.filter((r) => r.outcome._tag !== "Done").map((r) => `${r.action.target} ${r.outcome._tag}`),
+          [
+            "container:electrumx Waiting",
+            "container:archy-electrs-ui Waiting",
+            "container:lnd Waiting",
+            "container:archy-lnd-ui Waiting"
+          ]
+        )
+        const settled = yield* reconcileUntilSettled({ catalog, selection, node }, { pauseMs: 0 }).pipe(
+          Effect.provide(layer)
+        )
+        // The next pass checks bitcoind's health first, so lnd, electrumx and (started gates
+        // are met within a pass) their UIs all come up in it.
+        assert.strictEqual(settled.passes, 1)
+        assert.deepStrictEqual(
+          settled.reports.filter((r) => r.outcome._tag !== "Done").map((r) => r.action.target),
           []
         )
         const snapshot = yield* Ref.get(control.snapshot)
@@ -157,7 +174,9 @@ describe("reconcileOnce", () => {
       Effect.gen(function* () {
         const { control, layer } = yield* makeMemoryRuntime()
         control.failing.add("container:lnd")
-        const reports = yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        const { reports } = yield* reconcileUntilSettled({ catalog, selection, node }, { pauseMs: 0 }).pipe(
+          Effect.provide(layer)
+        )
         const outcome = (target: string, tag: string) =>
           reports
             .filter((r) => r.action.target === target)
@@ -177,7 +196,7 @@ describe("reconcileOnce", () => {
     withNode(({ node }) =>
       Effect.gen(function* () {
         const { control, layer } = yield* makeMemoryRuntime()
-        yield* reconcileOnce({ catalog, selection, node }).pipe(Effect.provide(layer))
+        yield* reconcileUntilSettled({ catalog, selection, node }, { pauseMs: 0 }).pipe(Effect.provide(layer))
         // The old scripts' container: same name and image, none of our labels.
         yield* Ref.update(control.snapshot, (s) => ({
           ...s,

@@ -9,15 +9,22 @@ import {
   PodmanRuntime,
   type RuntimeAction,
   RuntimeError,
+  type RuntimeEvent,
   type RuntimeSnapshot,
   UnexpectedOutput
 } from "@archy/podman/PodmanRuntime"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
+import * as Stream from "effect/Stream"
 
 export interface MemoryRuntimeControl {
   readonly snapshot: Ref.Ref<RuntimeSnapshot>
+  /** Events the runtime's stream delivers. */
+  readonly events: PubSub.PubSub<RuntimeEvent>
+  /** Containers whose health check fails, with the output to report. */
+  readonly unhealthy: Map<string, string>
   /** Targets (`container:x`, `image:y`) whose next applies fail. */
   readonly failing: Set<string>
   readonly applied: Array<string>
@@ -26,7 +33,14 @@ export interface MemoryRuntimeControl {
 export const makeMemoryRuntime = (initial: RuntimeSnapshot = { containers: [], images: [], networks: [] }) =>
   Effect.gen(function* () {
     const snapshot = yield* Ref.make(initial)
-    const control: MemoryRuntimeControl = { snapshot, failing: new Set(), applied: [] }
+    const events = yield* PubSub.unbounded<RuntimeEvent>()
+    const control: MemoryRuntimeControl = {
+      snapshot,
+      events,
+      unhealthy: new Map(),
+      failing: new Set(),
+      applied: []
+    }
     let calls = 0
     let nextId = 0
     const update = (f: (s: RuntimeSnapshot) => RuntimeSnapshot) => Ref.update(snapshot, f)
@@ -96,7 +110,14 @@ export const makeMemoryRuntime = (initial: RuntimeSnapshot = { containers: [], i
         endpoint: "memory",
         observe: Effect.sync(() => calls++).pipe(Effect.andThen(Ref.get(snapshot))),
         apply,
-        calls: Effect.sync(() => calls)
+        calls: Effect.sync(() => calls),
+        events: Stream.fromPubSub(events),
+        healthcheck: (container) =>
+          Effect.sync(() => {
+            calls++
+            const failure = control.unhealthy.get(container)
+            return failure === undefined ? { healthy: true, output: "" } : { healthy: false, output: failure }
+          })
       })
     )
     return { control, layer }

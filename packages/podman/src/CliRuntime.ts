@@ -1,6 +1,8 @@
 /**
  * The `PodmanRuntime` port over the `podman` command: one child process per call, each with a
- * time limit, its exit code and stderr classified into `RuntimeError` reasons.
+ * time limit, its exit code and stderr classified into `RuntimeError` reasons. The event stream is
+ * one `podman events --format json` for as long as the stream runs; a failed health check's output
+ * is read from `podman container inspect` (`healthcheck run` prints only the status).
  *
  * A steady `observe` costs one process (`podman ps -a --format json`); images and networks change
  * only through our own applies (or by hand), so they are cached and listed again only after an
@@ -13,6 +15,7 @@ import type { ObservedContainer, ObservedImage, ObservedNetwork } from "@archy/c
 import { toContainerState } from "@archy/core/Observed"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import type * as PlatformError from "effect/PlatformError"
@@ -24,7 +27,13 @@ import * as Stream from "effect/Stream"
 import { cliCreateArgs } from "./ContainerCreate.ts"
 import type { RegistryMirror } from "./Mirrors.ts"
 import { pullCandidates } from "./Mirrors.ts"
-import type { Progress, RuntimeAction, RuntimeSnapshot } from "./PodmanRuntime.ts"
+import type {
+  HealthcheckResult,
+  Progress,
+  RuntimeAction,
+  RuntimeEvent,
+  RuntimeSnapshot
+} from "./PodmanRuntime.ts"
 import {
   ImageMissing,
   NameInUse,
@@ -45,13 +54,19 @@ export interface Timeouts {
   /** One `podman pull` (each mirror and upstream get this much). */
   readonly pullMs: number
   readonly buildMs: number
+  /**
+   * One `podman healthcheck run`: podman 4.3 lets a check overrun its own timeout and reports the
+   * overrun only once the command ends.
+   */
+  readonly healthcheckMs: number
 }
 
 export const defaultTimeouts: Timeouts = {
   queryMs: 30_000,
   changeMs: 60_000,
   pullMs: 30 * 60_000,
-  buildMs: 60 * 60_000
+  buildMs: 60 * 60_000,
+  healthcheckMs: 60_000
 }
 
 export interface Options {
@@ -170,6 +185,98 @@ export const parseNetworksJson = (text: string): Result.Result<ReadonlyArray<Obs
       }
     })
   )
+}
+
+/**
+ * One line of `podman events --format json`. podman 4.3 prints
+ * `{"ID":"…","Image":"…","Name":"lnd","Status":"died","Time":"2026-11-26T06:31:11.566621793Z",
+ * "Type":"container","Attributes":{…},"ContainerExitCode":137}` (`Time` is RFC 3339 with
+ * nanoseconds; an image event's `Name` is the image and it has no `ID`). Later podman prints
+ * `time`/`timeNano` numbers instead: both are read.
+ */
+const EventEntry = Schema.Struct({
+  Type: Schema.String,
+  Status: Schema.String,
+  ID: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  Name: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  Time: Schema.optionalKey(Schema.NullOr(Schema.Union([Schema.String, Schema.Number]))),
+  time: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+  timeNano: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+  TimeNano: Schema.optionalKey(Schema.NullOr(Schema.Number))
+})
+
+const decodeEvent = Schema.decodeUnknownResult(Schema.fromJsonString(EventEntry))
+
+const positive = (n: number | null | undefined): number | undefined =>
+  n !== undefined && n !== null && Number.isFinite(n) && n > 0 ? n : undefined
+
+/** One `podman events --format json` line -> the port's event; a line that does not fit is skipped. */
+export const parseEventLine = (line: string): Result.Result<RuntimeEvent, string> => {
+  const decoded = decodeEvent(line)
+  if (Result.isFailure(decoded)) return Result.fail(decoded.failure.message)
+  const e = decoded.success
+  const nano = positive(e.timeNano) ?? positive(e.TimeNano)
+  const seconds = positive(e.time) ?? (typeof e.Time === "number" ? positive(e.Time) : undefined)
+  const parsed = typeof e.Time === "string" ? Date.parse(e.Time) : Number.NaN
+  const timeMs =
+    nano !== undefined
+      ? Math.floor(nano / 1e6)
+      : seconds !== undefined
+        ? seconds * 1000
+        : Number.isFinite(parsed) && parsed > 0
+          ? parsed
+          : undefined
+  if (timeMs === undefined) return Result.fail("the event has no time")
+  if (e.Status === "") return Result.fail("the event has no status")
+  return Result.succeed({
+    type: e.Type,
+    action: e.Status,
+    ...(e.ID !== undefined && e.ID !== null && e.ID !== "" ? { id: e.ID } : {}),
+    ...(e.Name !== undefined && e.Name !== null && e.Name !== "" ? { name: e.Name } : {}),
+    timeMs
+  })
+}
+
+/** The part of `podman container inspect` that holds the health checks' recent outputs. */
+const InspectHealth = Schema.Array(
+  Schema.Struct({
+    State: Schema.Struct({
+      Health: Schema.optionalKey(
+        Schema.NullOr(
+          Schema.Struct({
+            Log: Schema.optionalKey(
+              Schema.NullOr(
+                Schema.Array(
+                  Schema.Struct({
+                    ExitCode: Schema.optionalKey(Schema.NullOr(Schema.Number)),
+                    Output: Schema.optionalKey(Schema.NullOr(Schema.String))
+                  })
+                )
+              )
+            )
+          })
+        )
+      )
+    })
+  })
+)
+const decodeInspectHealth = Schema.decodeUnknownResult(Schema.fromJsonString(InspectHealth))
+
+const shorten = (text: string, max = 500): string => {
+  const t = text.trim().replace(/\s+/g, " ")
+  return t.length > max ? `${t.slice(0, max)}…` : t
+}
+
+/** `podman container inspect NAME` -> what its last health check printed (or its exit code). */
+export const parseLastCheckOutput = (text: string): string | undefined => {
+  const decoded = decodeInspectHealth(text)
+  if (Result.isFailure(decoded)) return undefined
+  const entries = decoded.success[0]?.State.Health?.Log ?? []
+  const last = entries[entries.length - 1]
+  if (last === undefined) return undefined
+  const output = shorten(last.Output ?? "")
+  if (output !== "") return output
+  return last.ExitCode !== undefined && last.ExitCode !== null ? `exit code ${last.ExitCode}` : undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -549,7 +656,98 @@ const make = (options: Options) =>
       )
     }
 
-    return PodmanRuntime.of({ endpoint, observe, apply, calls: Ref.get(calls) })
+    // --- events and health checks -----------------------------------------------------------
+
+    const eventsArgs = ["events", "--format", "json"]
+    const eventsCommand = displayCommand(podman, eventsArgs)
+
+    const events: Stream.Stream<RuntimeEvent, RuntimeError> = Stream.unwrap(
+      Effect.gen(function* () {
+        yield* Ref.update(calls, (n) => n + 1)
+        // Lives as long as the stream: ending the stream kills it.
+        const handle = yield* spawner.spawn(
+          ChildProcess.make(podman, [...globalArgs, ...eventsArgs], {
+            stdin: "ignore",
+            forceKillAfter: Duration.seconds(2)
+          })
+        )
+        let stderr = ""
+        const stderrRead = yield* handle.stderr.pipe(
+          Stream.decodeText(),
+          Stream.runForEach((chunk) =>
+            Effect.sync(() => {
+              stderr = (stderr + chunk).slice(-4_000)
+            })
+          ),
+          Effect.ignore,
+          Effect.forkScoped
+        )
+        const lines = handle.stdout.pipe(
+          Stream.decodeText(),
+          Stream.splitLines,
+          Stream.filterMap(parseEventLine)
+        )
+        // podman's stdout ended: a clean exit ends the stream, anything else fails it.
+        const ended = handle.exitCode.pipe(
+          Effect.flatMap((code) =>
+            Number(code) === 0
+              ? Effect.void
+              : Fiber.join(stderrRead).pipe(
+                  Effect.andThen(
+                    Effect.suspend(() =>
+                      fail(
+                        classifyFailure({ endpoint, command: eventsCommand, exitCode: Number(code), stderr })
+                      )
+                    )
+                  )
+                )
+          )
+        )
+        return Stream.concat(lines, Stream.drain(Stream.fromEffect(ended)))
+      })
+    ).pipe(
+      Stream.catchTag("PlatformError", (e) =>
+        Stream.fail(new RuntimeError({ reason: platformFailure(eventsCommand, e) }))
+      )
+    )
+
+    const healthcheck = (container: string): Effect.Effect<HealthcheckResult, RuntimeError> => {
+      const call: Call = {
+        args: ["healthcheck", "run", container],
+        timeoutMs: timeouts.healthcheckMs,
+        container
+      }
+      return exec(call).pipe(
+        Effect.flatMap((out): Effect.Effect<HealthcheckResult, RuntimeError> => {
+          if (out.exitCode === 0) return Effect.succeed({ healthy: true, output: "" })
+          // Exit 1 is a check that ran and failed; podman prints only the status (`unhealthy`).
+          if (out.exitCode === 1) {
+            const status = out.stdout.trim() || "unhealthy"
+            return exec({
+              args: ["container", "inspect", container],
+              timeoutMs: timeouts.queryMs,
+              container
+            }).pipe(
+              Effect.map((inspect) =>
+                inspect.exitCode === 0 ? (parseLastCheckOutput(inspect.stdout) ?? status) : status
+              ),
+              Effect.catch(() => Effect.succeed(status)),
+              Effect.map((output) => ({ healthy: false, output }))
+            )
+          }
+          // podman 4.3 reports a check that overran its timeout as an error, after the command ended.
+          if (/healthcheck command exceeded timeout/i.test(out.stderr)) {
+            return Effect.succeed({
+              healthy: false,
+              output: stderrSummary(out.stderr).replace(/^Error:\s*/, "")
+            })
+          }
+          return failed(call, out)
+        })
+      )
+    }
+
+    return PodmanRuntime.of({ endpoint, observe, apply, calls: Ref.get(calls), events, healthcheck })
   })
 
 /** `PodmanRuntime` over the `podman` command. */

@@ -1,6 +1,7 @@
 /**
  * A small client for podman's libpod REST API over its unix socket (node:http). Every request has
- * a deadline, is aborted when interrupted, and fails with the port's typed `RuntimeError`:
+ * a deadline (a followed stream: only for its answer to begin), is aborted when interrupted, and
+ * fails with the port's typed `RuntimeError`:
  * connection problems are `PodmanUnreachable`, a missed deadline is `RuntimeTimeout`, a body that
  * does not fit its Schema is `UnexpectedOutput`, and HTTP errors are classified from podman's
  * `{cause, message, response}` answer (a name conflict is a 500, not a 409).
@@ -68,6 +69,12 @@ export interface LibpodApi {
     request: Request,
     onLine: (line: string) => Effect.Effect<void>
   ) => Effect.Effect<Response, RuntimeError>
+  /**
+   * Follows an answer that does not end by itself (`/events?stream=true`): its non-empty lines,
+   * as they arrive, until podman ends the answer. The deadline covers only the answer's start;
+   * ending the stream (interruption) aborts the request. One request per run of the stream.
+   */
+  readonly lines: (request: Request) => Stream.Stream<string, RuntimeError>
 }
 
 const fail = (reason: RuntimeError["reason"]) => new RuntimeError({ reason })
@@ -133,14 +140,23 @@ const requestError = (socketPath: string, request: Request, error: unknown): Run
 const isOk = (request: Request, status: number) =>
   (status >= 200 && status < 300) || (request.accept ?? []).includes(status)
 
-/**
- * One exchange. Lines of a successful answer go to `onLine` synchronously as they arrive (the
- * caller queues them); interruption destroys the request.
- */
+interface Exchange {
+  /** Lines of a successful answer, synchronously as they arrive (the caller queues them). */
+  readonly onLine?: (line: string) => void
+  /** Called once the answer's status and headers are in. */
+  readonly onHeaders?: (status: number) => void
+  /**
+   * Whether a successful answer whose lines go to `onLine` is also kept whole for the returned
+   * `Response` (default true); an endless answer must not be.
+   */
+  readonly keepBody?: boolean
+}
+
+/** One exchange; interruption destroys the request. */
 const exchange = (
   socketPath: string,
   request: Request,
-  onLine: ((line: string) => void) | undefined
+  options: Exchange = {}
 ): Effect.Effect<Response, RuntimeError> =>
   Effect.callback<Response, RuntimeError>((resume) => {
     const payload = request.body === undefined ? undefined : JSON.stringify(request.body)
@@ -165,12 +181,14 @@ const exchange = (
     req.on("error", (error) => settle(Effect.fail(requestError(socketPath, request, error))))
     req.on("response", (res) => {
       const status = res.statusCode ?? 0
-      const lines = onLine !== undefined && isOk(request, status) ? onLine : undefined
+      options.onHeaders?.(status)
+      const lines = options.onLine !== undefined && isOk(request, status) ? options.onLine : undefined
+      const keep = lines === undefined || options.keepBody !== false
       const chunks: Array<string> = []
       let partial = ""
       res.setEncoding("utf8")
       res.on("data", (chunk: string) => {
-        chunks.push(chunk)
+        if (keep) chunks.push(chunk)
         if (lines === undefined) return
         partial += chunk
         let nl = partial.indexOf("\n")
@@ -217,7 +235,7 @@ export const make = (options: { readonly socketPath: string; readonly timeoutMs?
   const send = (request: Request) =>
     Effect.suspend(() => {
       count++
-      return withDeadline(request, exchange(socketPath, request, undefined))
+      return withDeadline(request, exchange(socketPath, request))
     })
 
   const checked = (request: Request) => (response: Response) =>
@@ -247,8 +265,10 @@ export const make = (options: { readonly socketPath: string; readonly timeoutMs?
       count++
       // Lines are queued as they arrive and handed to `onLine` in order; the answer comes last.
       const items = Stream.callback<Item, RuntimeError>((queue) =>
-        exchange(socketPath, request, (line) => {
-          Queue.offerUnsafe(queue, { _tag: "Line", line })
+        exchange(socketPath, request, {
+          onLine: (line) => {
+            Queue.offerUnsafe(queue, { _tag: "Line", line })
+          }
         }).pipe(
           Effect.flatMap(checked(request)),
           Effect.flatMap((response) =>
@@ -282,12 +302,42 @@ export const make = (options: { readonly socketPath: string; readonly timeoutMs?
       )
     })
 
+  const lines = (request: Request): Stream.Stream<string, RuntimeError> =>
+    Stream.callback<string, RuntimeError>((queue) =>
+      Effect.suspend(() => {
+        count++
+        let started = false
+        const follow = exchange(socketPath, request, {
+          onLine: (line) => {
+            Queue.offerUnsafe(queue, line)
+          },
+          onHeaders: () => {
+            started = true
+          },
+          keepBody: false
+        }).pipe(Effect.flatMap(checked(request)), Effect.andThen(Queue.end(queue)))
+        const afterMs = request.timeoutMs ?? defaultMs
+        // Fails if the answer has not begun in time; once it has, it never completes.
+        const deadline = Effect.sleep(afterMs).pipe(
+          Effect.andThen(
+            Effect.suspend(() =>
+              started
+                ? Effect.never
+                : Effect.fail(fail(new RuntimeTimeout({ operation: request.operation, afterMs })))
+            )
+          )
+        )
+        return Effect.raceFirst(follow, deadline)
+      })
+    )
+
   return {
     socketPath,
     requests: Effect.sync(() => count),
     send,
     call,
     json,
-    stream
+    stream,
+    lines
   }
 }

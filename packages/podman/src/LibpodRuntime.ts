@@ -4,6 +4,10 @@
  * something that may change them (a network, pull, build, removal or recreation) or after any
  * failed apply. Builds run `podman build` against the same podman (`--url` for a non-default
  * socket); everything else is HTTP.
+ *
+ * Events follow `GET /events?stream=true` (one request for as long as the stream runs). A health
+ * check is `GET /containers/{name}/healthcheck`, which in podman 4.3 answers only the status: a
+ * failed check's output is read from the container's recorded health log (one more request).
  */
 import { spawn } from "node:child_process"
 import { mkdir } from "node:fs/promises"
@@ -19,13 +23,20 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { libpodCreateBody } from "./ContainerCreate.ts"
 import * as LibpodApi from "./LibpodApi.ts"
 import type { PullCandidate, RegistryMirror } from "./Mirrors.ts"
 import { pullCandidates } from "./Mirrors.ts"
-import type { Progress, RuntimeAction, RuntimeSnapshot } from "./PodmanRuntime.ts"
+import type {
+  HealthcheckResult,
+  Progress,
+  RuntimeAction,
+  RuntimeEvent,
+  RuntimeSnapshot
+} from "./PodmanRuntime.ts"
 import {
   ImageMissing,
   PodmanRuntime,
@@ -43,6 +54,11 @@ export interface Timeouts {
   readonly pullMs?: number
   /** One build. Default 60 min. */
   readonly buildMs?: number
+  /**
+   * One health check run. Default 60 s: podman 4.3 lets a check overrun its own timeout and
+   * reports the overrun only once the command ends.
+   */
+  readonly healthcheckMs?: number
 }
 
 export interface Options {
@@ -146,6 +162,105 @@ export const toObservedNetwork = (n: NetworkJson): ObservedNetwork => {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Events and health checks
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One line of `GET /libpod/events?stream=true` (podman 4.3): Docker's shape, e.g.
+ * `{"status":"died","id":"…","from":"…","Type":"container","Action":"died","Actor":{"ID":"…",
+ * "Attributes":{"name":"lnd","image":"…","containerExitCode":"137",…}},"scope":"local",
+ * "time":1795674671,"timeNano":1795674671566621793}`.
+ */
+export const EventJson = Schema.Struct({
+  Type: Schema.String,
+  Action: optionalNullable(Schema.String),
+  status: optionalNullable(Schema.String),
+  id: optionalNullable(Schema.String),
+  Actor: optionalNullable(
+    Schema.Struct({
+      ID: optionalNullable(Schema.String),
+      Attributes: optionalNullable(Schema.Record(Schema.String, Schema.Unknown))
+    })
+  ),
+  time: optionalNullable(Schema.Number),
+  timeNano: optionalNullable(Schema.Number)
+})
+export type EventJson = typeof EventJson.Type
+
+const decodeEventJson = Schema.decodeUnknownResult(Schema.fromJsonString(EventJson))
+
+const nonEmpty = (s: string | null | undefined): string | undefined =>
+  s === undefined || s === null || s === "" ? undefined : s
+
+/** One event line -> the port's event; a line that does not fit is skipped (`Failure`). */
+export const parseEventLine = (line: string): Result.Result<RuntimeEvent, string> => {
+  const decoded = decodeEventJson(line)
+  if (Result.isFailure(decoded)) return Result.fail(decoded.failure.message)
+  const e = decoded.success
+  const action = nonEmpty(e.Action) ?? nonEmpty(e.status)
+  if (action === undefined) return Result.fail("the event has no action")
+  const timeMs =
+    e.timeNano !== undefined && e.timeNano !== null && e.timeNano > 0
+      ? Math.floor(e.timeNano / 1e6)
+      : e.time !== undefined && e.time !== null && e.time > 0
+        ? e.time * 1000
+        : undefined
+  if (timeMs === undefined) return Result.fail("the event has no time")
+  const id = nonEmpty(e.Actor?.ID) ?? nonEmpty(e.id)
+  const name = e.Actor?.Attributes?.name
+  return Result.succeed({
+    type: e.Type,
+    action,
+    ...(id !== undefined ? { id } : {}),
+    ...(typeof name === "string" && name !== "" ? { name } : {}),
+    timeMs
+  })
+}
+
+/** `GET /libpod/containers/{name}/healthcheck`: podman 4.3 fills only `Status` (`Log` is null). */
+export const HealthcheckJson = Schema.Struct({
+  Status: Schema.String
+})
+
+/** The part of `GET /libpod/containers/{name}/json` that holds the checks' recent outputs. */
+export const HealthLogJson = Schema.Struct({
+  State: Schema.Struct({
+    Health: optionalNullable(
+      Schema.Struct({
+        Log: optionalNullable(
+          Schema.Array(
+            Schema.Struct({
+              ExitCode: optionalNullable(Schema.Number),
+              Output: optionalNullable(Schema.String)
+            })
+          )
+        )
+      })
+    )
+  })
+})
+
+/** Trimmed, whitespace-collapsed, at most `max` characters. */
+export const shorten = (text: string, max = 500): string => {
+  const t = text.trim().replace(/\s+/g, " ")
+  return t.length > max ? `${t.slice(0, max)}…` : t
+}
+
+/** What the last recorded check printed, or its exit code when it printed nothing. */
+export const lastCheckOutput = (log: typeof HealthLogJson.Type): string | undefined => {
+  const entries = log.State.Health?.Log ?? []
+  const last = entries[entries.length - 1]
+  if (last === undefined) return undefined
+  const output = shorten(last.Output ?? "")
+  if (output !== "") return output
+  return last.ExitCode !== undefined && last.ExitCode !== null ? `exit code ${last.ExitCode}` : undefined
+}
+
+/** podman 4.3 reports a check that overran its timeout as an error, after the command ended. */
+export const isCheckTimeout = (message: string): boolean =>
+  /healthcheck command exceeded timeout/i.test(message)
+
+// ---------------------------------------------------------------------------------------------
 // References
 // ---------------------------------------------------------------------------------------------
 
@@ -194,6 +309,7 @@ export const make = (options: Options) =>
     const requestMs = options.timeouts?.requestMs ?? LibpodApi.defaultTimeoutMs
     const pullMs = options.timeouts?.pullMs ?? 30 * 60_000
     const buildMs = options.timeouts?.buildMs ?? 60 * 60_000
+    const healthcheckMs = options.timeouts?.healthcheckMs ?? 60_000
     const podman = options.podmanPath ?? "podman"
     const api = LibpodApi.make({ socketPath, timeoutMs: requestMs })
     const cache = yield* Ref.make<Cache | undefined>(undefined)
@@ -537,10 +653,74 @@ export const make = (options: Options) =>
         )
       )
 
+    // --- events and health checks -----------------------------------------------------------
+
+    const events: Stream.Stream<RuntimeEvent, RuntimeError> = api
+      .lines({ operation: "follow events", method: "GET", path: "/events?stream=true" })
+      .pipe(Stream.filterMap(parseEventLine))
+
+    /** What the failed check printed, from the container's recorded log; best effort. */
+    const checkOutput = (container: string, status: string) =>
+      api
+        .json(
+          {
+            operation: `inspect container ${container}`,
+            method: "GET",
+            path: `/containers/${enc(container)}/json`,
+            container
+          },
+          HealthLogJson
+        )
+        .pipe(
+          Effect.map((log) => lastCheckOutput(log) ?? status),
+          Effect.catch(() => Effect.succeed(status))
+        )
+
+    const healthcheck = (container: string): Effect.Effect<HealthcheckResult, RuntimeError> => {
+      const request: LibpodApi.Request = {
+        operation: `health check of ${container}`,
+        method: "GET",
+        path: `/containers/${enc(container)}/healthcheck`,
+        container,
+        timeoutMs: healthcheckMs
+      }
+      return api.send(request).pipe(
+        Effect.flatMap((response): Effect.Effect<HealthcheckResult, RuntimeError> => {
+          if (response.status >= 200 && response.status < 300) {
+            const decoded = Schema.decodeUnknownResult(Schema.fromJsonString(HealthcheckJson))(response.body)
+            if (Result.isFailure(decoded)) {
+              return fail(
+                new UnexpectedOutput({
+                  operation: request.operation,
+                  detail: shorten(decoded.failure.message, 300)
+                })
+              )
+            }
+            const status = decoded.success.Status
+            if (status === "healthy") return Effect.succeed({ healthy: true, output: "" })
+            if (status === "unhealthy" || status === "starting") {
+              return checkOutput(container, status).pipe(Effect.map((output) => ({ healthy: false, output })))
+            }
+            return fail(
+              new UnexpectedOutput({
+                operation: request.operation,
+                detail: `unknown health status ${status}`
+              })
+            )
+          }
+          const message = LibpodApi.errorMessage(response.body)
+          if (isCheckTimeout(message)) return Effect.succeed({ healthy: false, output: shorten(message) })
+          return Effect.fail(LibpodApi.classify(request, response))
+        })
+      )
+    }
+
     return PodmanRuntime.of({
       endpoint: socketPath,
       observe,
       apply,
+      events,
+      healthcheck,
       calls: Effect.all([api.requests, Ref.get(builds)]).pipe(Effect.map(([a, b]) => a + b))
     })
   })

@@ -11,6 +11,7 @@ import type { ObservedContainer, ObservedImage, ObservedNetwork } from "@archy/c
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type * as Stream from "effect/Stream"
 
 /** What podman knows about the node, in the core's Observed shapes. */
 export interface RuntimeSnapshot {
@@ -114,6 +115,24 @@ const describeReason = (r: RuntimeError["reason"]): string => {
   }
 }
 
+/** One podman event, reduced to what the daemon reacts to. */
+export interface RuntimeEvent {
+  /** `container`, `image`, `network`, … as podman names it. */
+  readonly type: string
+  /** `died`, `start`, `stop`, `remove`, `create`, … as podman names it. */
+  readonly action: string
+  readonly id?: string
+  readonly name?: string
+  readonly timeMs: number
+}
+
+/** The outcome of running a container's recorded health check once. */
+export interface HealthcheckResult {
+  readonly healthy: boolean
+  /** What the check printed or why it failed, shortened: shown to the user as the reason. */
+  readonly output: string
+}
+
 /** Progress lines of a pull or build, for the CLI to show. */
 export type Progress = (line: string) => Effect.Effect<void>
 
@@ -126,5 +145,15 @@ export class PodmanRuntime extends Context.Service<
     readonly apply: (action: RuntimeAction, progress?: Progress) => Effect.Effect<void, RuntimeError>
     /** How many calls this runtime made to podman so far (benchmarks and the one-call test). */
     readonly calls: Effect.Effect<number>
+    /**
+     * podman's event stream from now on. It ends (or fails) when podman's stream ends, e.g. when
+     * the service restarts: the caller reconnects.
+     */
+    readonly events: Stream.Stream<RuntimeEvent, RuntimeError>
+    /**
+     * Runs the health check recorded on the container once (podman 4.x without systemd runs
+     * none by itself). An unhealthy result is a value; only failing to run it is an error.
+     */
+    readonly healthcheck: (container: string) => Effect.Effect<HealthcheckResult, RuntimeError>
   }
 >()("archy/podman/PodmanRuntime") {}

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process"
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -8,19 +8,27 @@ import type { DesiredContainer } from "@archy/core/Desired"
 import { labels } from "@archy/core/Observed"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { busyboxV1, busyboxV2 } from "../../../test/images/images.ts"
 import * as CliRuntime from "../src/CliRuntime.ts"
-import type { RuntimeError } from "../src/PodmanRuntime.ts"
-import { PodmanRuntime } from "../src/PodmanRuntime.ts"
+import type { RuntimeEvent } from "../src/PodmanRuntime.ts"
+import { PodmanRuntime, RuntimeError } from "../src/PodmanRuntime.ts"
 import { testNetwork as cliTestNetwork, runtimeContract } from "./contract.ts"
-import { type PodmanService, podmanMissing, startPodmanService } from "./support/PodmanService.ts"
+import {
+  eventProcesses,
+  type PodmanService,
+  podmanMissing,
+  startPodmanService
+} from "./support/PodmanService.ts"
 
 const cliLayer = (options: CliRuntime.Options = {}) =>
   CliRuntime.layer(options).pipe(Layer.provide(NodeServices.layer))
 
-runtimeContract("cli", () => cliLayer(), { callsPerSteadyObserve: 1 })
+runtimeContract("cli", () => cliLayer(), { callsPerSteadyObserve: 1, openSubscriptions: eventProcesses })
 
 describe.skipIf(podmanMissing !== undefined)("CliRuntime with --url to a podman service", () => {
   let service: PodmanService | undefined
@@ -39,7 +47,7 @@ describe.skipIf(podmanMissing !== undefined)("CliRuntime with --url to a podman 
       if (service === undefined) throw new Error("the podman service did not start")
       return cliLayer({ url: `unix://${service.socketPath}` })
     },
-    { callsPerSteadyObserve: 1 }
+    { callsPerSteadyObserve: 1, openSubscriptions: eventProcesses }
   )
 })
 
@@ -95,7 +103,8 @@ const desired = (name: string, image: string, dataDir: string): DesiredContainer
   specHash: "spec-1",
   shouldRun: true,
   consumes: [],
-  filesHash: "pending"
+  filesHash: "pending",
+  waitsFor: []
 })
 
 const observe = Effect.gen(function* () {
@@ -383,6 +392,158 @@ describe.skipIf(podmanMissing !== undefined)("CliRuntime against real podman", (
       )
       assert.strictEqual(reason.reason._tag, "ImageMissing")
     }).pipe(run)
+  )
+})
+
+describe.skipIf(podmanMissing !== undefined)("CliRuntime events and health checks", () => {
+  // Recorded from `podman events --format json` (podman 4.3.1, attributes trimmed).
+  const died =
+    '{"ContainerExitCode":137,"ID":"25d5927e","Image":"localhost/archy-test/busybox:1","Name":"probe-ev1","Status":"died","Time":"2026-11-26T06:31:11.566621793Z","Type":"container","Attributes":{}}'
+  const pull =
+    '{"Name":"localhost/archy-test/busybox:1","Status":"pull","Time":"2026-11-26T06:31:11.312755654Z","Type":"image","Attributes":null}'
+  const eventsFile = () => {
+    const path = join(workDir, "events.jsonl")
+    writeFileSync(path, `${died}\nnot json\n{}\n${pull}\n`)
+    return path
+  }
+  const collect = Effect.gen(function* () {
+    const rt = yield* PodmanRuntime
+    const got: Array<RuntimeEvent> = []
+    const exit = yield* rt.events.pipe(
+      Stream.runForEach((e) => Effect.sync(() => got.push(e))),
+      Effect.exit
+    )
+    return { got, exit, calls: yield* rt.calls }
+  })
+
+  it.live("events: podman's lines decoded, the rest skipped; the stream ends when podman exits 0", () =>
+    Effect.gen(function* () {
+      const argsFile = join(workDir, "events.args")
+      const podman = fakePodman("events-ok", `echo "$*" > ${argsFile}\ncat ${eventsFile()}`)
+      const { got, exit, calls } = yield* run(collect, { podman, url: "unix:///run/x.sock" })
+      assert.strictEqual(exit._tag, "Success")
+      assert.deepStrictEqual(got, [
+        {
+          type: "container",
+          action: "died",
+          id: "25d5927e",
+          name: "probe-ev1",
+          timeMs: Date.UTC(2026, 10, 26, 6, 31, 11, 566)
+        },
+        {
+          type: "image",
+          action: "pull",
+          name: "localhost/archy-test/busybox:1",
+          timeMs: Date.UTC(2026, 10, 26, 6, 31, 11, 312)
+        }
+      ])
+      assert.strictEqual(calls, 1)
+      assert.strictEqual(
+        readFileSync(argsFile, "utf8").trim(),
+        "--url unix:///run/x.sock events --format json"
+      )
+    })
+  )
+
+  it.live("events: podman failing ends the stream with its classified error, after what it printed", () =>
+    Effect.gen(function* () {
+      const podman = fakePodman(
+        "events-fail",
+        `cat ${eventsFile()}\necho 'Error: unable to connect to Podman socket: dial unix /run/x.sock: connection refused' >&2\nexit 125`
+      )
+      const { got, exit } = yield* run(collect, { podman })
+      assert.strictEqual(got.length, 2)
+      assert.strictEqual(exit._tag, "Failure")
+      const error = exit._tag === "Failure" ? Cause.squash(exit.cause) : undefined
+      assert.instanceOf(error, RuntimeError)
+      if (error instanceof RuntimeError) assert.strictEqual(error.reason._tag, "PodmanUnreachable")
+      const missing = yield* run(collect, { podman: join(workDir, "no-such-podman") })
+      assert.strictEqual(missing.exit._tag, "Failure")
+    })
+  )
+
+  it.live("events over --url: the stream ends (or fails) when the service stops", () =>
+    Effect.gen(function* () {
+      const own = yield* Effect.promise(() => startPodmanService())
+      const fiber = yield* run(collect, { url: `unix://${own.socketPath}` }).pipe(Effect.forkChild)
+      yield* Effect.sleep(1_000)
+      const t0 = Date.now()
+      yield* Effect.promise(() => own.stop())
+      const outcome = yield* Fiber.join(fiber).pipe(
+        Effect.timeoutOrElse({ duration: 15_000, orElse: () => Effect.succeed(undefined) })
+      )
+      assert.isDefined(outcome, "the stream was still open 15 s after the service stopped")
+      const how =
+        outcome?.exit._tag === "Failure" ? (Cause.pretty(outcome.exit.cause).split("\n")[0] ?? "") : "cleanly"
+      console.info(
+        `cli --url: the event stream ended ${Date.now() - t0} ms after the service was stopped: ${how}`
+      )
+      assert.strictEqual(eventProcesses(), 0)
+    })
+  )
+
+  it.live(
+    "healthcheck: exit 0 healthy, exit 1 unhealthy with the check's output, an overrun unhealthy, the rest errors",
+    () =>
+      Effect.gen(function* () {
+        const inspect = join(workDir, "inspect.json")
+        writeFileSync(
+          inspect,
+          JSON.stringify([
+            {
+              State: {
+                Health: {
+                  Status: "starting",
+                  FailingStreak: 1,
+                  Log: [{ ExitCode: 1, Output: "rpc not ready\n" }]
+                }
+              }
+            }
+          ])
+        )
+        const podman = fakePodman(
+          "health",
+          [
+            `case "$1 $2 $3" in`,
+            `  "healthcheck run good") exit 0 ;;`,
+            `  "healthcheck run bad") echo unhealthy; exit 1 ;;`,
+            `  "container inspect bad") cat ${inspect} ;;`,
+            `  "healthcheck run slow") echo "Error: healthcheck command exceeded timeout of 1s" >&2; exit 125 ;;`,
+            `  "healthcheck run plain") echo "Error: container abc has no defined healthcheck" >&2; exit 125 ;;`,
+            `  *) echo 'Error: unable to look up gone to perform a health check: no container with name or ID "gone" found: no such container' >&2; exit 125 ;;`,
+            "esac"
+          ].join("\n")
+        )
+        const results = yield* run(
+          Effect.gen(function* () {
+            const rt = yield* PodmanRuntime
+            const before = yield* rt.calls
+            const values = yield* Effect.all([
+              rt.healthcheck("good"),
+              rt.healthcheck("bad"),
+              rt.healthcheck("slow")
+            ])
+            const errors = yield* Effect.all([
+              Effect.flip(rt.healthcheck("plain")),
+              Effect.flip(rt.healthcheck("gone"))
+            ])
+            return { values, errors, calls: (yield* rt.calls) - before }
+          }),
+          { podman }
+        )
+        assert.deepStrictEqual(results.values, [
+          { healthy: true, output: "" },
+          { healthy: false, output: "rpc not ready" },
+          { healthy: false, output: "healthcheck command exceeded timeout of 1s" }
+        ])
+        assert.deepStrictEqual(
+          results.errors.map((e) => e.reason._tag),
+          ["UnexpectedOutput", "NoSuchContainer"]
+        )
+        assert.include(results.errors[0]?.message, "no defined healthcheck")
+        // One call each, and the inspect that fetched the failed check's output.
+        assert.strictEqual(results.calls, 6)
+      })
   )
 })
 

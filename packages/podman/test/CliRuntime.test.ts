@@ -4,7 +4,9 @@ import * as Result from "effect/Result"
 import {
   classifyFailure,
   displayCommand,
+  parseEventLine,
   parseImagesJson,
+  parseLastCheckOutput,
   parseNetworksJson,
   parsePsJson,
   stderrSummary
@@ -351,5 +353,71 @@ describe("classifyFailure", () => {
     )
     assert.strictEqual(stderrSummary("a\n\nb\nc\nd\n"), "a | b | c")
     assert.strictEqual(stderrSummary(""), "(no output on stderr)")
+  })
+})
+
+// Recorded from `podman events --format json` (podman 4.3.1): a container's death and an image
+// event, which has a `Name` (the image) but no `ID`.
+const diedLine =
+  '{"ContainerExitCode":137,"ID":"25d5927e30c0de042ec8334620a194113f9f6214a8f84d9fc13dde8772a6c0b5","Image":"localhost/archy-test/busybox:1","Name":"probe-ev1","Status":"died","Time":"2026-11-26T06:31:11.566621793Z","Type":"container","Attributes":{"archy-test.recipe":"4b6f13757438ddde","archy-test.version":"1"}}'
+const pullLine =
+  '{"Name":"localhost/archy-test/busybox:1","Status":"pull","Time":"2026-11-26T06:31:11.312755654Z","Type":"image","Attributes":null}'
+
+describe("parseEventLine", () => {
+  it("reads podman 4.3's event lines, with the time to the millisecond", () => {
+    assert.deepStrictEqual(
+      parseEventLine(diedLine),
+      Result.succeed({
+        type: "container",
+        action: "died",
+        id: "25d5927e30c0de042ec8334620a194113f9f6214a8f84d9fc13dde8772a6c0b5",
+        name: "probe-ev1",
+        timeMs: Date.UTC(2026, 10, 26, 6, 31, 11, 566)
+      })
+    )
+    assert.deepStrictEqual(
+      parseEventLine(pullLine),
+      Result.succeed({
+        type: "image",
+        action: "pull",
+        name: "localhost/archy-test/busybox:1",
+        timeMs: Date.UTC(2026, 10, 26, 6, 31, 11, 312)
+      })
+    )
+  })
+
+  it("prefers numeric times (later podman) over the RFC 3339 one", () => {
+    const line = JSON.stringify({ ID: "x", Name: "n", Status: "start", Type: "container", time: 1795674671 })
+    assert.deepInclude(Result.getOrUndefined(parseEventLine(line)), { timeMs: 1795674671000 })
+    const nano =
+      '{"Name":"n","Status":"start","Type":"container","Time":"2000-01-01T00:00:00Z","timeNano":1795674671566621793}'
+    assert.deepInclude(Result.getOrUndefined(parseEventLine(nano)), { timeMs: 1795674671566 })
+  })
+
+  it("rejects lines that are not events", () => {
+    for (const line of ["", "not json", "{}", '{"Status":"died","Type":"container"}', "[1]"]) {
+      assert.isTrue(Result.isFailure(parseEventLine(line)), line)
+    }
+  })
+})
+
+describe("parseLastCheckOutput", () => {
+  it("takes the last check's output from `podman container inspect`, else its exit code", () => {
+    const inspect = (log: unknown) =>
+      JSON.stringify([
+        { Id: "x", State: { Status: "running", Health: { Status: "starting", FailingStreak: 2, Log: log } } }
+      ])
+    assert.strictEqual(
+      parseLastCheckOutput(
+        inspect([
+          { Start: "", End: "", ExitCode: 0, Output: "fine" },
+          { Start: "", End: "", ExitCode: 1, Output: "oops\nerr" }
+        ])
+      ),
+      "oops err"
+    )
+    assert.strictEqual(parseLastCheckOutput(inspect([{ ExitCode: 2, Output: "" }])), "exit code 2")
+    assert.isUndefined(parseLastCheckOutput(inspect(null)))
+    assert.isUndefined(parseLastCheckOutput("not json"))
   })
 })

@@ -4,7 +4,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Action } from "@archy/core/Action"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
+import * as LibpodApi from "../src/LibpodApi.ts"
 import * as LibpodRuntime from "../src/LibpodRuntime.ts"
 import type { RegistryMirror } from "../src/Mirrors.ts"
 import type { RuntimeAction, RuntimeError } from "../src/PodmanRuntime.ts"
@@ -20,6 +24,13 @@ import {
 } from "./support/PodmanService.ts"
 
 type Runtime = PodmanRuntime["Service"]
+
+/**
+ * Requests this process has open (the agent's sockets in use; idle keep-alive ones are not
+ * counted): the libpod client sends through node's global agent.
+ */
+const requestsInFlight = (): number =>
+  Object.values(http.globalAgent.sockets).reduce((n, sockets) => n + (sockets?.length ?? 0), 0)
 
 /** Runs `f` with a fresh libpod runtime (fresh cache and call count) on `socketPath`. */
 const withRuntime = <A, E>(
@@ -65,7 +76,8 @@ describe.skipIf(podmanMissing !== undefined)("LibpodRuntime against real podman"
   }
 
   runtimeContract("libpod", () => LibpodRuntime.layer({ socketPath: socketPath() }), {
-    callsPerSteadyObserve: 1
+    callsPerSteadyObserve: 1,
+    openSubscriptions: requestsInFlight
   })
 
   it("images and networks are fetched again only after changes or failures", async () => {
@@ -151,6 +163,34 @@ describe.skipIf(podmanMissing !== undefined)("LibpodRuntime against real podman"
       )
     )
     assert.strictEqual(error.reason._tag, "ImageMissing", error.message)
+  })
+
+  it("the event stream ends (or fails) when the service stops, within seconds", async () => {
+    const own = await startPodmanService()
+    let stopped = false
+    try {
+      const outcome = await withRuntime({ socketPath: own.socketPath }, (rt) =>
+        Effect.gen(function* () {
+          const fiber = yield* rt.events.pipe(Stream.runDrain, Effect.exit, Effect.forkChild)
+          // Let the request reach the service before stopping it.
+          yield* Effect.sleep(300)
+          const t0 = Date.now()
+          yield* Effect.promise(() => own.stop())
+          stopped = true
+          const exit = yield* Fiber.join(fiber).pipe(
+            Effect.timeoutOrElse({ duration: 10_000, orElse: () => Effect.succeed(undefined) })
+          )
+          return { exit, afterMs: Date.now() - t0 }
+        })
+      )
+      assert.isDefined(outcome.exit, "the stream was still open 10 s after the service stopped")
+      console.info(
+        `libpod: the event stream ended ${outcome.afterMs} ms after the service was stopped: ${outcome.exit?._tag === "Failure" ? Cause.pretty(outcome.exit.cause).split("\n")[0] : "cleanly"}`
+      )
+      assert.isFalse(outcome.exit?._tag === "Failure" && Cause.hasInterrupts(outcome.exit.cause))
+    } finally {
+      if (!stopped) await own.stop()
+    }
   })
 
   it("PullImage when no candidate answers: ImageMissing naming every attempt", async () => {
@@ -418,6 +458,173 @@ describe("LibpodRuntime against a fake podman", () => {
         "Copying blob 123",
         "Writing manifest"
       ])
+    } finally {
+      await fake.close()
+    }
+  })
+  it("events: decoded in order, lines that do not fit skipped, one call, ends with the answer", async () => {
+    // Recorded from podman 4.3.1's `/libpod/events?stream=true` (attributes trimmed).
+    const start =
+      '{"status":"start","id":"25d5927e","from":"localhost/archy-test/busybox:1","Type":"container","Action":"start","Actor":{"ID":"25d5927e","Attributes":{"containerExitCode":"0","image":"localhost/archy-test/busybox:1","name":"probe-ev1","podId":""}},"scope":"local","time":1795674671,"timeNano":1795674671505910912}'
+    const died =
+      '{"status":"died","id":"25d5927e","from":"localhost/archy-test/busybox:1","Type":"container","Action":"died","Actor":{"ID":"25d5927e","Attributes":{"containerExitCode":"137","image":"localhost/archy-test/busybox:1","name":"probe-ev1","podId":""}},"scope":"local","time":1795674671,"timeNano":1795674671566621793}'
+    const pull =
+      '{"status":"pull","Type":"image","Action":"pull","Actor":{"ID":"","Attributes":{"containerExitCode":"0","image":"","name":"localhost/archy-test/busybox:1","podId":""}},"scope":"local","time":1795674671,"timeNano":1795674671312755654}'
+    const fake = await fakePodman((seen, res) => {
+      if (!seen.url.includes("/events")) return json(res, 500, { message: "unexpected" })
+      res.writeHead(200, { "Content-Type": "application/json" })
+      res.write(`${start}\n`)
+      res.write("not json\n{}\n")
+      // A line split across two writes.
+      res.write(died.slice(0, 20))
+      setTimeout(() => {
+        res.write(`${died.slice(20)}\n`)
+        res.end(`${pull}\n`)
+      }, 30)
+    })
+    try {
+      const { events, calls } = await withRuntime({ socketPath: fake.socketPath }, (rt) =>
+        Effect.all({ events: Stream.runCollect(rt.events), calls: rt.calls })
+      )
+      assert.deepStrictEqual(events, [
+        { type: "container", action: "start", id: "25d5927e", name: "probe-ev1", timeMs: 1795674671505 },
+        { type: "container", action: "died", id: "25d5927e", name: "probe-ev1", timeMs: 1795674671566 },
+        { type: "image", action: "pull", name: "localhost/archy-test/busybox:1", timeMs: 1795674671312 }
+      ])
+      assert.strictEqual(calls, 1)
+      assert.deepStrictEqual(
+        fake.seen.map((s) => `${s.method} ${s.url}`),
+        ["GET /v4.0.0/libpod/events?stream=true"]
+      )
+    } finally {
+      await fake.close()
+    }
+  })
+
+  it("events: no deadline once the answer has begun; ending the stream aborts the request", async () => {
+    const fake = await fakePodman((_seen, res) => {
+      res.writeHead(200, { "Content-Type": "application/json" })
+      res.write(
+        `${JSON.stringify({ Type: "container", Action: "start", Actor: { ID: "x", Attributes: { name: "x" } }, time: 1 })}\n`
+      )
+      // …and nothing more, for longer than the request deadline.
+    })
+    try {
+      const got = await withRuntime({ socketPath: fake.socketPath, timeouts: { requestMs: 200 } }, (rt) =>
+        Effect.gen(function* () {
+          const fiber = yield* rt.events.pipe(Stream.runCollect, Effect.forkChild)
+          yield* Effect.sleep(600)
+          const still = fiber.pollUnsafe() === undefined
+          yield* Fiber.interrupt(fiber)
+          return still
+        })
+      )
+      assert.isTrue(got, "the stream is still open after the request deadline")
+      await new Promise((r) => setTimeout(r, 100))
+      assert.deepStrictEqual(fake.closed, ["/v4.0.0/libpod/events?stream=true"])
+    } finally {
+      await fake.close()
+    }
+  })
+
+  it("events: an answer that does not begin in time is a RuntimeTimeout; an error status is classified", async () => {
+    const fake = await fakePodman((seen, res) => {
+      if (seen.url.includes("filters"))
+        json(res, 500, { cause: "boom", message: "events broke", response: 500 })
+      // Otherwise never answers.
+    })
+    try {
+      const [slow, broken] = await withRuntime(
+        { socketPath: fake.socketPath, timeouts: { requestMs: 200 } },
+        (rt) =>
+          Effect.all([
+            failure(Stream.runDrain(rt.events)),
+            // The same request with a query the fake refuses.
+            failure(
+              Stream.runDrain(
+                LibpodApi.make({ socketPath: fake.socketPath }).lines({
+                  operation: "follow events",
+                  method: "GET",
+                  path: "/events?stream=true&filters=x"
+                })
+              )
+            )
+          ])
+      )
+      assert.strictEqual(slow.reason._tag, "RuntimeTimeout")
+      assert.deepInclude(slow.reason, { operation: "follow events", afterMs: 200 })
+      assert.strictEqual(broken.reason._tag, "UnexpectedOutput")
+      assert.include(broken.message, "events broke")
+    } finally {
+      await fake.close()
+    }
+  })
+
+  it("healthcheck: statuses, the failed check's output, a check that overran, and errors", async () => {
+    const fake = await fakePodman((seen, res) => {
+      const name = /containers\/([^/]+)\//.exec(seen.url)?.[1] ?? ""
+      if (seen.url.endsWith("/json")) {
+        return json(res, 200, {
+          State: {
+            Health: {
+              Status: "unhealthy",
+              Log: [
+                { ExitCode: 0, Output: "ok" },
+                { ExitCode: 1, Output: "rpc not ready\n" }
+              ]
+            }
+          }
+        })
+      }
+      switch (name) {
+        case "good":
+          return json(res, 200, { Status: "healthy", FailingStreak: 0, Log: null })
+        case "bad":
+          return json(res, 200, { Status: "unhealthy", FailingStreak: 0, Log: null })
+        case "slow":
+          return json(res, 500, {
+            cause: "healthcheck command exceeded timeout of 2s",
+            message: "healthcheck command exceeded timeout of 2s",
+            response: 500
+          })
+        case "plain":
+          return json(res, 409, {
+            cause: "container abc has no defined healthcheck",
+            message: "container abc has no defined healthcheck",
+            response: 409
+          })
+        case "odd":
+          return json(res, 200, { Status: "confused" })
+        default:
+          return json(res, 404, {
+            cause: "no such container",
+            message: `unable to look up ${name} to perform a health check: no such container`,
+            response: 404
+          })
+      }
+    })
+    try {
+      const results = await withRuntime({ socketPath: fake.socketPath }, (rt) =>
+        Effect.all([rt.healthcheck("good"), rt.healthcheck("bad"), rt.healthcheck("slow")])
+      )
+      assert.deepStrictEqual(results, [
+        { healthy: true, output: "" },
+        { healthy: false, output: "rpc not ready" },
+        { healthy: false, output: "healthcheck command exceeded timeout of 2s" }
+      ])
+      const errors = await withRuntime({ socketPath: fake.socketPath }, (rt) =>
+        Effect.all([
+          failure(rt.healthcheck("plain")),
+          failure(rt.healthcheck("gone")),
+          failure(rt.healthcheck("odd"))
+        ])
+      )
+      assert.deepStrictEqual(
+        errors.map((e) => e.reason._tag),
+        ["UnexpectedOutput", "NoSuchContainer", "UnexpectedOutput"]
+      )
+      assert.include(errors[0]?.message, "no defined healthcheck")
+      assert.include(errors[1]?.message, "gone")
     } finally {
       await fake.close()
     }

@@ -15,15 +15,23 @@ import type { ObservedContainer } from "@archy/core/Observed"
 import { labels } from "@archy/core/Observed"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import type { RuntimeAction, RuntimeError, RuntimeSnapshot } from "../src/PodmanRuntime.ts"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import type { RuntimeAction, RuntimeError, RuntimeEvent, RuntimeSnapshot } from "../src/PodmanRuntime.ts"
 import { PodmanRuntime } from "../src/PodmanRuntime.ts"
-import { cleanup, podmanCli, podmanMissing, runPrefix } from "./support/PodmanService.ts"
+import { cleanup, podmanAsync, podmanCli, podmanMissing, runPrefix } from "./support/PodmanService.ts"
 
 export interface ContractOptions {
   /** What one observe costs (`calls` delta) once the node is steady: 1 for libpod. */
   readonly callsPerSteadyObserve: number
+  /**
+   * How many event subscriptions are open on podman's side right now (processes, connections),
+   * to check that ending the stream closes its own.
+   */
+  readonly openSubscriptions: () => number
 }
 
 export const testImage = "localhost/archy-test/busybox:1"
@@ -70,7 +78,8 @@ export const desiredContainer = (
     specHash,
     shouldRun: true,
     consumes: [],
-    filesHash: "pending"
+    filesHash: "pending",
+    waitsFor: []
   }
 }
 
@@ -323,6 +332,148 @@ export const runtimeContract = <E>(
         0,
         "a failing check fails"
       )
+    })
+
+    describe("events", () => {
+      const containerName = `${prefix}events`
+      const podman = (args: ReadonlyArray<string>) =>
+        Effect.promise(() => podmanAsync(args)).pipe(
+          Effect.tap((r) =>
+            Effect.sync(() => assert.strictEqual(r.status, 0, `podman ${args.join(" ")}: ${r.stderr}`))
+          )
+        )
+      /** The first event `seen` delivers that matches, or undefined after `ms`. */
+      const waitFor = (
+        seen: Queue.Queue<RuntimeEvent>,
+        match: (e: RuntimeEvent) => boolean,
+        ms: number
+      ): Effect.Effect<RuntimeEvent | undefined> =>
+        Effect.gen(function* () {
+          while (true) {
+            const e = yield* Queue.take(seen)
+            if (match(e)) return e
+          }
+        }).pipe(Effect.timeoutOrElse({ duration: ms, orElse: () => Effect.succeed(undefined) }))
+
+      it(
+        "a killed container's died event arrives within 5 s; ending the stream closes it",
+        slow,
+        async () => {
+          await apply(actions.create(desiredContainer(containerName)))
+          await apply(actions.start(containerName))
+          const id = (await mustFind(containerName)).id
+          const baseline = options.openSubscriptions()
+          const outcome = await use((r) =>
+            Effect.gen(function* () {
+              const seen = yield* Queue.unbounded<RuntimeEvent>()
+              const before = yield* r.calls
+              const fiber = yield* r.events.pipe(
+                Stream.runForEach((e) => Queue.offer(seen, e)),
+                Effect.forkChild
+              )
+              // The subscription is live once it delivers an event we caused after subscribing.
+              let live: RuntimeEvent | undefined
+              for (let attempt = 0; attempt < 20 && live === undefined; attempt++) {
+                yield* podman(["pause", containerName])
+                yield* podman(["unpause", containerName])
+                live = yield* waitFor(seen, (e) => e.name === containerName && e.action === "unpause", 1_000)
+              }
+              assert.isDefined(live, "no unpause event arrived")
+              const during = options.openSubscriptions()
+              const t0 = Date.now()
+              yield* podman(["kill", containerName])
+              const killedMs = Date.now() - t0
+              const died = yield* waitFor(seen, (e) => e.name === containerName && e.action === "died", 5_000)
+              const arrived = Date.now()
+              const latencyMs = arrived - t0
+              const sinceEventMs = died === undefined ? undefined : arrived - died.timeMs
+              const subscriptionCalls = (yield* r.calls) - before
+              const t1 = Date.now()
+              yield* Fiber.interrupt(fiber)
+              return {
+                died,
+                latencyMs,
+                killedMs,
+                sinceEventMs,
+                during,
+                subscriptionCalls,
+                interruptMs: Date.now() - t1
+              }
+            })
+          )
+          const { died } = outcome
+          if (died === undefined) assert.fail(`no died event for ${containerName} within 5 s`)
+          assert.strictEqual(died.type, "container")
+          assert.strictEqual(died.id, id)
+          assert.isAtLeast(died.timeMs, Date.now() - 60_000)
+          assert.isAtMost(died.timeMs, Date.now() + 2_000)
+          assert.strictEqual(outcome.subscriptionCalls, 1, "a subscription counts as one call")
+          assert.isBelow(outcome.interruptMs, 5_000)
+          assert.isAtLeast(outcome.during, baseline + 1, "the subscription is open while it runs")
+          let after = options.openSubscriptions()
+          for (let i = 0; i < 20 && after > baseline; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 100))
+            after = options.openSubscriptions()
+          }
+          assert.isAtMost(after, baseline, "ending the stream closed its subscription")
+          console.info(
+            `${name}: died event arrived ${outcome.latencyMs} ms after \`podman kill\` began ` +
+              `(which took ${outcome.killedMs} ms), ${outcome.sinceEventMs} ms after its own timestamp; ` +
+              `interrupting took ${outcome.interruptMs} ms`
+          )
+        }
+      )
+    })
+
+    describe("healthcheck", () => {
+      const base = `${prefix}hc`
+      const passing = desiredContainer(`${base}-pass`, {
+        health: { command: ["sh", "-c", "echo all good"], timeout: "5s", retries: 2 }
+      })
+      const failing = desiredContainer(`${base}-fail`, {
+        health: { command: ["sh", "-c", "echo not ready yet; exit 1"], timeout: "5s", retries: 2 }
+      })
+      const overrunning = desiredContainer(`${base}-slow`, {
+        health: { command: ["sh", "-c", "echo slow; sleep 3"], timeout: "1s", retries: 2 }
+      })
+      const unchecked = desiredContainer(`${base}-none`)
+
+      beforeAll(async () => {
+        for (const c of [passing, failing, overrunning, unchecked]) {
+          await apply(actions.create(c))
+          await apply(actions.start(c.name))
+        }
+      }, 60_000)
+
+      it("a passing check is healthy, and counts as a call", slow, async () => {
+        const before = await calls()
+        const result = await use((r) => r.healthcheck(passing.name))
+        assert.isTrue(result.healthy, result.output)
+        assert.isAtLeast((await calls()) - before, 1)
+      })
+
+      it("a failing check is a value: unhealthy, with what it printed", slow, async () => {
+        const result = await use((r) => r.healthcheck(failing.name))
+        assert.isFalse(result.healthy)
+        assert.include(result.output, "not ready yet")
+      })
+
+      // podman 4.3 does not stop a check at its timeout: it reports the overrun once it ends.
+      it("a check that overruns its timeout is unhealthy", slow, async () => {
+        const result = await use((r) => r.healthcheck(overrunning.name))
+        assert.isFalse(result.healthy)
+        assert.include(result.output, "timeout")
+      })
+
+      it("a missing container fails with NoSuchContainer", slow, async () => {
+        const error = await use((r) => Effect.flip(r.healthcheck(`${base}-missing`)))
+        assert.strictEqual(error.reason._tag, "NoSuchContainer", error.message)
+      })
+
+      it("a container without a health check fails with UnexpectedOutput", slow, async () => {
+        const error = await use((r) => Effect.flip(r.healthcheck(unchecked.name)))
+        assert.strictEqual(error.reason._tag, "UnexpectedOutput", error.message)
+      })
     })
 
     it(`a steady observe costs ${options.callsPerSteadyObserve} call(s)`, slow, async () => {

@@ -11,7 +11,8 @@ import * as FileSystem from "effect/FileSystem"
 import * as Option from "effect/Option"
 import * as SchemaIssue from "effect/SchemaIssue"
 import { loadCatalogOrReport, resolveAppsDir } from "../CatalogInput.ts"
-import { nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
+import { call } from "../DaemonClient.ts"
+import { daemonOf, type NodeOptions, nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
 import { Reported } from "../Reported.ts"
 import { selectionOf } from "../Selection.ts"
 
@@ -61,24 +62,36 @@ export const plan = Command.make(
   Effect.fn(function* (options) {
     const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(options.apps))
     const node = nodeConfigOf(options)
-    const actions = Option.isSome(options.observed)
-      ? planOffline(catalog, node, yield* readObserved(options.observed.value))
+    const views = Option.isSome(options.observed)
+      ? planOffline(catalog, node, yield* readObserved(options.observed.value)).map(Action.toJson)
       : options.fresh
-        ? planOffline(catalog, node, Observed.empty)
-        : yield* planNow({ catalog, selection: selectionOf(catalog), node }).pipe(
-            Effect.map((p) => p.actions),
-            Effect.provide(nodeLayer(options)),
-            // Without podman (a laptop, a build box) the dry run still shows the fresh-node plan,
-            // and says so: it never pretends to have seen a node it could not reach.
-            Effect.catchTag("RuntimeError", (e) =>
-              Effect.as(
-                Console.error(`archy: ${e.message}; planning for an empty node instead`),
-                planOffline(catalog, node, Observed.empty)
-              )
-            )
-          )
-    if (options.json) yield* Console.log(JSON.stringify({ actions: actions.map(Action.toJson) }, null, 2))
-    else yield* Console.log(Action.renderText(actions).trimEnd())
+        ? planOffline(catalog, node, Observed.empty).map(Action.toJson)
+        : yield* planLive(options, catalog, node)
+    if (options.json) yield* Console.log(JSON.stringify({ actions: views }, null, 2))
+    else yield* Console.log(Action.renderViews(views).trimEnd())
     if (catalog.issues.length > 0) return yield* new Reported()
   })
 ).pipe(Command.withDescription("Dry run: print what a reconcile pass would do, with causes; changes nothing"))
+
+/** Against the live node: through the daemon when it runs (it plans with its own selection). */
+const planLive = (options: NodeOptions, catalog: Catalog.Catalog, node: Desired.NodeConfig) =>
+  Effect.gen(function* () {
+    const running = yield* daemonOf(options)
+    if (running !== undefined) {
+      return (yield* call("system.plan", undefined, running).pipe(
+        Effect.catch((e) => Effect.andThen(Console.error(`archy: ${e.message}`), Effect.fail(new Reported())))
+      )) as ReadonlyArray<Action.ActionJson>
+    }
+    return yield* planNow({ catalog, selection: selectionOf(catalog), node }).pipe(
+      Effect.map((p) => p.actions.map(Action.toJson)),
+      Effect.provide(nodeLayer(options)),
+      // Without podman (a laptop, a build box) the dry run still shows the fresh-node plan,
+      // and says so: it never pretends to have seen a node it could not reach.
+      Effect.catchTag("RuntimeError", (e) =>
+        Effect.as(
+          Console.error(`archy: ${e.message}; planning for an empty node instead`),
+          planOffline(catalog, node, Observed.empty).map(Action.toJson)
+        )
+      )
+    )
+  })

@@ -10,12 +10,17 @@ import * as Console from "effect/Console"
 import { Command, Flag } from "effect/cli"
 import * as Effect from "effect/Effect"
 import { loadCatalogOrReport, resolveAppsDir } from "../CatalogInput.ts"
-import { nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
+import { call } from "../DaemonClient.ts"
+import { daemonOf, nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
+import { Reported } from "../Reported.ts"
 import { selectionOf } from "../Selection.ts"
 
 export interface ContainerStatus {
   readonly name: string
   readonly state: Observed.ContainerState | "missing"
+  readonly health?: string
+  /** Why it is unhealthy, backing off or waiting (from the daemon). */
+  readonly reason?: string
   readonly image?: string
   readonly exitCode?: number
   readonly startedAt?: string
@@ -59,6 +64,8 @@ export const statusOf = (desired: Desired.Desired, observed: ReadonlyArray<Obser
 
 const describe = (c: ContainerStatus): string =>
   [
+    c.health !== undefined && c.state === "running" ? c.health : "",
+    c.reason ?? "",
     c.state === "exited" && c.exitCode !== undefined ? `exit code ${c.exitCode}` : "",
     c.state === "running" && c.startedAt !== undefined ? `since ${c.startedAt}` : "",
     c.current === false ? "spec changed: recreated on the next pass" : ""
@@ -73,6 +80,16 @@ export const status = Command.make(
     json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON"), Flag.withDefault(false))
   },
   Effect.fn(function* (options) {
+    const running = yield* daemonOf(options)
+    if (running !== undefined) {
+      // The daemon knows more than podman: health verdicts and crash backoff, with reasons.
+      const result = (yield* call("package.status", undefined, running).pipe(
+        Effect.catch((e) => Effect.andThen(Console.error(`archy: ${e.message}`), Effect.fail(new Reported())))
+      )) as ReadonlyArray<{ readonly id: string; readonly containers: ReadonlyArray<ContainerStatus> }>
+      const apps = result.map((a) => ({ id: a.id, containers: a.containers }))
+      yield* print(apps, options.json)
+      return
+    }
     const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(options.apps))
     const desired = Desired.make({
       catalog,
@@ -85,8 +102,15 @@ export const status = Command.make(
       const adoption = yield* AdoptionStore
       return yield* adoption.overlay((yield* runtime.observe).containers)
     }).pipe(Effect.provide(nodeLayer(options)))
-    const apps = statusOf(desired, containers)
-    if (options.json) {
+    yield* print(statusOf(desired, containers), options.json)
+  })
+).pipe(
+  Command.withDescription("Show each app's containers and their state (through the daemon when it runs)")
+)
+
+const print = (apps: ReadonlyArray<AppStatus>, json: boolean) =>
+  Effect.gen(function* () {
+    if (json) {
       yield* Console.log(JSON.stringify({ apps }, null, 2))
       return
     }
@@ -99,4 +123,3 @@ export const status = Command.make(
     yield* Console.log(line(["APP", "CONTAINER", "STATE", ""]))
     for (const r of rows) yield* Console.log(line(r))
   })
-).pipe(Command.withDescription("Show each app's containers and their state"))

@@ -3,7 +3,7 @@
  * the suite is skipped with a message), a private `podman system service` on a temporary socket,
  * the CLI for assertions, and cleanup of a test run's containers by name prefix.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as http from "node:http"
 import { tmpdir } from "node:os"
@@ -20,6 +20,28 @@ export const podmanCli = (args: ReadonlyArray<string>, timeoutMs = 60_000): Cli 
   const r = spawnSync("podman", args, { encoding: "utf8", timeout: timeoutMs })
   if (r.error !== undefined) throw r.error
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** `podmanCli` without blocking the event loop (streams being read meanwhile keep flowing). */
+export const podmanAsync = (args: ReadonlyArray<string>, timeoutMs = 60_000): Promise<Cli> =>
+  new Promise((resolve, reject) => {
+    execFile("podman", [...args], { encoding: "utf8", timeout: timeoutMs }, (error, stdout, stderr) => {
+      const status = error === null ? 0 : error.code
+      if (typeof status === "number") resolve({ status, stdout, stderr })
+      else reject(error)
+    })
+  })
+
+/** Our own `podman events` processes still running (children of this process). */
+export const eventProcesses = (): number => {
+  const r = spawnSync("ps", ["-eo", "ppid=,args="], { encoding: "utf8" })
+  return r.stdout
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter(
+      ([ppid, ...args]) =>
+        Number(ppid) === process.pid && args.includes("events") && args[0]?.endsWith("podman")
+    ).length
 }
 
 const probe = (): string | undefined => {

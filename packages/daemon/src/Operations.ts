@@ -1,0 +1,86 @@
+/**
+ * What the daemon can be asked to do: the operations behind the JSON-RPC methods, as one
+ * service. The API module only speaks the protocol (auth, framing, errors) and calls these; the
+ * daemon implements them with the reconciler, the per-app locks and the persisted selection.
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+
+/** One action of a plan or pass, as the API shows it (never a payload: nothing secret). */
+export interface ActionView {
+  readonly kind: string
+  readonly target: string
+  readonly cause: string
+  /** For a pass: done, failed (with error), skipped (with reason), waiting. */
+  readonly outcome?: "done" | "failed" | "skipped" | "waiting"
+  readonly detail?: string
+}
+
+export interface PackageView {
+  readonly id: string
+  readonly name: string
+  readonly version: string
+  readonly description: string
+  readonly category: string
+  readonly installed: boolean
+  readonly running: boolean
+}
+
+export interface ContainerView {
+  readonly name: string
+  readonly state: string
+  readonly health?: "healthy" | "unhealthy" | "starting"
+  /** Why it is unhealthy, backing off or waiting, in words. */
+  readonly reason?: string
+  readonly exitCode?: number
+  readonly startedAt?: string
+  readonly backoffUntil?: string
+}
+
+export interface PackageStatus {
+  readonly id: string
+  readonly installed: boolean
+  readonly stopped: boolean
+  readonly containers: ReadonlyArray<ContainerView>
+}
+
+export interface SystemHealth {
+  readonly podman: "reachable" | "unreachable"
+  readonly podmanDetail?: string
+  readonly lastPass?: {
+    readonly at: string
+    readonly ms: number
+    readonly actions: number
+    readonly failed: number
+  }
+  readonly catalogIssues: number
+  readonly uptimeSeconds: number
+}
+
+/** A request the daemon refuses, with the JSON-RPC error code the API should send. */
+export class OperationError extends Data.TaggedError("OperationError")<{
+  /** -32602 invalid params (unknown app, conflicting install), -32000 server error (podman down…). */
+  readonly code: number
+  readonly message: string
+}> {}
+
+export class Operations extends Context.Service<
+  Operations,
+  {
+    readonly list: Effect.Effect<ReadonlyArray<PackageView>, OperationError>
+    /** All installed apps, or one app (installed or not). */
+    readonly status: (id?: string) => Effect.Effect<ReadonlyArray<PackageStatus>, OperationError>
+    /** Each changes the persisted selection, then runs the plan for that app under its lock. */
+    readonly install: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    readonly uninstall: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    readonly start: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    readonly stop: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    readonly restart: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    /** The dry run: what a pass would do now. */
+    readonly plan: Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    /** A pass now (waits for a running one to finish first). */
+    readonly reconcile: Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    readonly health: Effect.Effect<SystemHealth, OperationError>
+  }
+>()("archy/daemon/Operations") {}

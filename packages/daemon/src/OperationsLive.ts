@@ -1,0 +1,246 @@
+/**
+ * The daemon's answers to the API: selection changes persisted first, then a pass (which takes
+ * each app's lock as it acts on it), and views built from podman's snapshot plus the daemon's
+ * memory (health verdicts, crash backoff). Nothing here decides what to do to a container:
+ * that stays in `plan`.
+ */
+import { Action } from "@archy/core"
+import type { Catalog } from "@archy/core/Catalog"
+import type * as Desired from "@archy/core/Desired"
+import { durationMs } from "@archy/core/Manifest"
+import { labels } from "@archy/core/Observed"
+import type { AdoptionStore } from "@archy/engine/AdoptionStore"
+import { AppLocks } from "@archy/engine/AppLocks"
+import { CrashMemory } from "@archy/engine/CrashBackoff"
+import { HealthBook } from "@archy/engine/Health"
+import { type ActionReport, planNow } from "@archy/engine/Reconciler"
+import type { SecretStore } from "@archy/engine/SecretStore"
+import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import type * as FileSystem from "effect/FileSystem"
+import * as Layer from "effect/Layer"
+import type * as Path from "effect/Path"
+import type { DaemonConfig, Daemon as DaemonHandle } from "./Daemon.ts"
+import { type ActionView, OperationError, Operations, type PackageStatus } from "./Operations.ts"
+import { SelectionStore } from "./SelectionStore.ts"
+
+const view = (r: ActionReport): ActionView => ({
+  kind: Action.kindName(r.action._tag),
+  target: r.action.target,
+  cause: r.action.cause,
+  outcome:
+    r.outcome._tag === "Done"
+      ? "done"
+      : r.outcome._tag === "Failed"
+        ? "failed"
+        : r.outcome._tag === "Skipped"
+          ? "skipped"
+          : "waiting",
+  ...(r.outcome._tag === "Failed" ? { detail: r.outcome.error } : {}),
+  ...(r.outcome._tag === "Skipped" ? { detail: r.outcome.reason } : {})
+})
+
+const serverError = (e: { readonly message: string }) =>
+  new OperationError({ code: -32000, message: e.message })
+
+export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
+  Layer.effect(
+    Operations,
+    Effect.gen(function* () {
+      const selection = yield* SelectionStore
+      const runtime = yield* PodmanRuntime
+      const health = yield* HealthBook
+      const crashes = yield* CrashMemory
+      const locks = yield* AppLocks
+      const startedAt = yield* Clock.currentTimeMillis
+      const services = yield* Effect.context<
+        PodmanRuntime | SecretStore | AdoptionStore | HealthBook | FileSystem.FileSystem | Path.Path
+      >()
+
+      const catalog = daemon.catalog.pipe(Effect.mapError(serverError))
+      const known = (c: Catalog, id: string) =>
+        c.apps.some((a) => a.manifest.id === id)
+          ? Effect.void
+          : Effect.fail(new OperationError({ code: -32602, message: `no app "${id}" in the catalog` }))
+
+      /** Changes the selection, then runs a pass and returns what it did to that app. */
+      const change = (id: string, f: (s: Desired.Selection, c: Catalog) => Desired.Selection) =>
+        Effect.gen(function* () {
+          const c = yield* catalog
+          yield* known(c, id)
+          yield* selection.update(c, (s) => f(s, c)).pipe(Effect.mapError(serverError))
+          const pass = yield* daemon.passNow(`api ${id}`).pipe(Effect.mapError(serverError))
+          const containers = new Set(
+            c.apps
+              .filter((a) => a.manifest.id === id)
+              .flatMap((a) => a.manifest.containers.map((x) => x.name))
+          )
+          return pass.reports
+            .filter(
+              (r) =>
+                [...containers].some((n) => r.action.target === `container:${n}`) ||
+                r.action.target.includes(`/${id}/`)
+            )
+            .map(view)
+        })
+
+      const install = (id: string) =>
+        Effect.gen(function* () {
+          const c = yield* catalog
+          yield* known(c, id)
+          const current = yield* selection.get(c).pipe(Effect.mapError(serverError))
+          const app = c.apps.find((a) => a.manifest.id === id)!
+          const conflict = current.installed.find(
+            (other) =>
+              (app.manifest.conflicts ?? []).includes(other) ||
+              (c.apps.find((a) => a.manifest.id === other)?.manifest.conflicts ?? []).includes(id)
+          )
+          if (conflict !== undefined) {
+            return yield* new OperationError({
+              code: -32602,
+              message: `${id} conflicts with installed app ${conflict}: uninstall it first`
+            })
+          }
+          return yield* change(id, (s) => ({
+            installed: [...s.installed, id],
+            stopped: s.stopped.filter((x) => x !== id)
+          }))
+        })
+
+      const status = (id?: string) =>
+        Effect.gen(function* () {
+          const c = yield* catalog
+          if (id !== undefined) yield* known(c, id)
+          const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))
+          const snapshot = yield* runtime.observe.pipe(Effect.mapError(serverError))
+          const book = yield* health.all
+          const crashState = yield* crashes.state
+          const now = yield* Clock.currentTimeMillis
+          const ids = id !== undefined ? [id] : sel.installed
+          return ids.map((appId): PackageStatus => {
+            const manifest = c.apps.find((a) => a.manifest.id === appId)?.manifest
+            const names = manifest?.containers.map((x) => x.name) ?? []
+            const observed = snapshot.containers.filter((x) => x.labels[labels.app] === appId)
+            return {
+              id: appId,
+              installed: sel.installed.includes(appId),
+              stopped: sel.stopped.includes(appId),
+              containers: [...new Set([...names, ...observed.map((x) => x.name)])].map((name) => {
+                const o = observed.find((x) => x.name === name)
+                const h = book.get(name)
+                const crash = crashState.get(name)
+                const backingOff = crash !== undefined && crash.untilMs > now
+                const reason = backingOff
+                  ? `backing off after ${crash.crashes} crashes (last exit code ${crash.lastExitCode ?? "?"}) until ${new Date(crash.untilMs).toISOString()}`
+                  : h !== undefined && h.reason !== ""
+                    ? h.reason
+                    : undefined
+                return {
+                  name,
+                  state: o?.state ?? "missing",
+                  ...(h !== undefined && o?.state === "running" ? { health: h.status } : {}),
+                  ...(reason !== undefined ? { reason } : {}),
+                  ...(o?.exitCode !== undefined && o.state !== "running" ? { exitCode: o.exitCode } : {}),
+                  ...(o?.startedAtMs !== undefined
+                    ? { startedAt: new Date(o.startedAtMs).toISOString() }
+                    : {}),
+                  ...(backingOff ? { backoffUntil: new Date(crash.untilMs).toISOString() } : {})
+                }
+              })
+            }
+          })
+        })
+
+      return Operations.of({
+        list: Effect.gen(function* () {
+          const c = yield* catalog
+          const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))
+          return c.apps.map((a) => ({
+            id: a.manifest.id,
+            name: a.manifest.name,
+            version: a.manifest.version,
+            description: a.manifest.description,
+            category: a.manifest.category,
+            installed: sel.installed.includes(a.manifest.id),
+            running: sel.installed.includes(a.manifest.id) && !sel.stopped.includes(a.manifest.id)
+          }))
+        }),
+        status,
+        install,
+        uninstall: (id) =>
+          change(id, (s) => ({
+            installed: s.installed.filter((x) => x !== id),
+            stopped: s.stopped.filter((x) => x !== id)
+          })),
+        start: (id) =>
+          change(id, (s) => ({ installed: s.installed, stopped: s.stopped.filter((x) => x !== id) })),
+        stop: (id) => change(id, (s) => ({ installed: s.installed, stopped: [...s.stopped, id] })),
+        restart: (id) =>
+          Effect.gen(function* () {
+            const c = yield* catalog
+            yield* known(c, id)
+            const app = c.apps.find((a) => a.manifest.id === id)!
+            const snapshot = yield* runtime.observe.pipe(Effect.mapError(serverError))
+            const running = snapshot.containers.filter(
+              (x) => x.labels[labels.app] === id && x.state === "running"
+            )
+            const out: Array<ActionView> = []
+            // Under the app's lock: a pass never acts on this app while we restart it.
+            yield* locks.withApps(
+              [id],
+              Effect.forEach(running, (x) => {
+                const spec = app.manifest.containers.find((m) => m.name === x.name)
+                const action = Action.Action.Restart({
+                  target: `container:${x.name}`,
+                  cause: "restart requested through the API",
+                  name: x.name,
+                  timeoutSeconds: Math.ceil(durationMs(spec?.stopTimeout, 30_000) / 1000)
+                })
+                return runtime.apply(action).pipe(
+                  Effect.map(() =>
+                    out.push({ kind: "restart", target: action.target, cause: action.cause, outcome: "done" })
+                  ),
+                  Effect.mapError(serverError)
+                )
+              })
+            )
+            return out
+          }),
+        plan: Effect.gen(function* () {
+          const c = yield* catalog
+          const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))
+          const p = yield* planNow({ catalog: c, selection: sel, node: config.node }).pipe(
+            Effect.mapError(serverError)
+          )
+          return p.actions.map((a) => Action.toJson(a))
+        }).pipe(Effect.provideContext(services)),
+        reconcile: daemon.passNow("api").pipe(
+          Effect.map((p) => p.reports.map(view)),
+          Effect.mapError(serverError)
+        ),
+        health: Effect.gen(function* () {
+          const c = yield* catalog
+          const podman = yield* runtime.observe.pipe(Effect.result)
+          const last = yield* daemon.lastPass
+          const now = yield* Clock.currentTimeMillis
+          return {
+            podman: podman._tag === "Success" ? ("reachable" as const) : ("unreachable" as const),
+            ...(podman._tag === "Failure" ? { podmanDetail: podman.failure.message } : {}),
+            ...(last !== undefined
+              ? {
+                  lastPass: {
+                    at: new Date(last.atMs).toISOString(),
+                    ms: last.ms,
+                    actions: last.reports.length,
+                    failed: last.reports.filter((r) => r.outcome._tag === "Failed").length
+                  }
+                }
+              : {}),
+            catalogIssues: c.issues.length,
+            uptimeSeconds: Math.round((now - startedAt) / 1000)
+          }
+        })
+      })
+    })
+  )
