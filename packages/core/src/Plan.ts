@@ -381,6 +381,18 @@ const containerActions = (
     return
   }
   if (have.state !== "running") {
+    // A container that ran and exited comes back only as its restart policy allows.
+    const exited = (have.state === "exited" || have.state === "stopped") && have.startedAtMs !== undefined
+    const policy = want.restart?.policy ?? "always"
+    if (exited && (policy === "never" || (policy === "on-failure" && have.exitCode === 0))) {
+      out.push(
+        Action.Wait({
+          target: containerTarget(want.name),
+          cause: `${describeState(have).replace(/^is /, "")}; its restart policy is ${policy}`
+        })
+      )
+      return
+    }
     out.push(startOrWait(want, `container ${want.name} ${describeState(have)}`, ctx))
     return
   }

@@ -260,6 +260,45 @@ describe("plan", () => {
     )
   })
 
+  it("restarts an exited container only as its restart policy allows", () => {
+    const policy = (p: "always" | "on-failure" | "never") =>
+      catalogFromSources([
+        {
+          file: "apps/one/manifest.yml",
+          dir: "apps/one",
+          dirName: "one",
+          text: [
+            "id: one",
+            "name: One",
+            "version: 1.0.0",
+            "description: One container.",
+            "category: system",
+            "defaultInstalled: true",
+            "containers:",
+            "  - name: one",
+            "    image: docker.io/library/busybox:1.36",
+            `    restart: { policy: ${p} }`
+          ].join("\n")
+        }
+      ])
+    const planWith = (p: "always" | "on-failure" | "never", exitCode: number) => {
+      const c = policy(p)
+      const node = converge(c, freshNode)
+      const exited: ModelNode = withContainer(node, "one", (x) => ({ ...x, state: "exited", exitCode }))
+      return plan(desiredFor(c, exited), exited.observed, { now: now + 10_000 }).map(
+        (a) => `${a._tag}: ${a.cause}`
+      )
+    }
+    assert.deepStrictEqual(planWith("always", 0), ["Start: container one is exited (exit code 0)"])
+    assert.deepStrictEqual(planWith("on-failure", 1), ["Start: container one is exited (exit code 1)"])
+    assert.deepStrictEqual(planWith("on-failure", 0), [
+      "Wait: exited (exit code 0); its restart policy is on-failure"
+    ])
+    assert.deepStrictEqual(planWith("never", 137), [
+      "Wait: exited (exit code 137); its restart policy is never"
+    ])
+  })
+
   it("stops the apps the user stopped, dependants first", () => {
     const actions = planFor(converged, {
       installed: Desired.defaultSelection(starter).installed,
