@@ -12,6 +12,7 @@ import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
 import { apply } from "./commands/Apply.ts"
 import { daemon } from "./commands/Daemon.ts"
+import { doctor } from "./commands/Doctor.ts"
 import { plan } from "./commands/Plan.ts"
 import { status } from "./commands/Status.ts"
 import { validate } from "./commands/Validate.ts"
@@ -19,7 +20,7 @@ import { Reported } from "./Reported.ts"
 
 const archy = Command.make("archy").pipe(
   Command.withDescription("Archipelago node orchestrator"),
-  Command.withSubcommands([validate, plan, apply, status, daemon])
+  Command.withSubcommands([validate, plan, apply, status, daemon, doctor])
 )
 
 const program = Command.run(archy, { version: "0.1.0" }).pipe(

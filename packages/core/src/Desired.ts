@@ -145,8 +145,10 @@ export interface DesiredFile {
   /** The rendered bytes; absent while a secret it needs does not exist yet. */
   readonly content?: Redacted.Redacted<string>
   readonly sha256?: string
-  /** Why it cannot be rendered (bad params); its consumers wait. */
+  /** Why it cannot be rendered (bad params); its consumers wait, unless a fail-safe is written. */
   readonly renderError?: string
+  /** `content` is the renderer's fail-safe (no credentials, refuses service), not the real file. */
+  readonly failSafe?: boolean
 }
 
 export interface DesiredApp {
@@ -270,7 +272,16 @@ const renderFile = (
     })
     return { ...base, content: Redacted.make(content), sha256: sha256Hex(content) }
   } catch (e) {
-    return { ...base, renderError: e instanceof Error ? e.message : String(e) }
+    const renderError = e instanceof Error ? e.message : String(e)
+    if (renderer.failSafe === undefined) return { ...base, renderError }
+    const content = renderer.failSafe()
+    return {
+      ...base,
+      renderError,
+      failSafe: true,
+      content: Redacted.make(content),
+      sha256: sha256Hex(content)
+    }
   }
 }
 

@@ -144,6 +144,22 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
   for (const app of desired.apps) {
     for (const file of app.files) {
       const target = `file:${file.path}`
+      if (file.renderError !== undefined && file.failSafe === true) {
+        // Never stale credentials: the fail-safe config replaces the file and its consumers run
+        // on it (bitcoin-ui answers 404) until the real one can be rendered.
+        const drift = fileDrift(file, filesByPath.get(file.path), [])
+        if (drift !== undefined) {
+          rewritten.add(file.path)
+          bringUp.push(
+            Action.WriteFile({
+              target,
+              cause: `${file.path.split("/").pop()} cannot be rendered (${file.renderError}): writing its fail-safe`,
+              file
+            })
+          )
+        }
+        continue
+      }
       if (file.renderError !== undefined) {
         unrenderable.set(file.path, file.renderError)
         bringUp.push(Action.Wait({ target, cause: `cannot render: ${file.renderError}` }))

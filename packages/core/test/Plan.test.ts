@@ -299,6 +299,43 @@ describe("plan", () => {
     ])
   })
 
+  it("writes bitcoin-ui's fail-safe nginx.conf when it cannot be rendered, never stale credentials", () => {
+    const broken = catalogFromSources(
+      readdirSync(repoApps).map((dirName) => {
+        const text = readFileSync(`${repoApps}${dirName}/manifest.yml`, "utf8")
+        return {
+          file: `apps/${dirName}/manifest.yml`,
+          dir: `apps/${dirName}`,
+          dirName,
+          // An rpcUser bitcoind would reject: the renderer refuses it.
+          text:
+            dirName === "bitcoin-ui"
+              ? text.replace(
+                  "renderer: bitcoin-ui-nginx",
+                  'renderer: bitcoin-ui-nginx\n    params: { rpcUser: "bad:user" }'
+                )
+              : text
+        }
+      })
+    )
+    assert.deepStrictEqual(broken.issues, [])
+    const desired = desiredFor(broken, converged)
+    const actions = plan(desired, converged.observed, { now: now + 10_000 })
+    const nginx = "/var/lib/archipelago/apps/bitcoin-ui/nginx.conf"
+    assert.deepStrictEqual(lines(actions), [`write-file file:${nginx}`, "restart container:archy-bitcoin-ui"])
+    assert.match(
+      actions[0]!.cause,
+      /^nginx\.conf cannot be rendered \(.*bad:user.*\): writing its fail-safe$/
+    )
+    const file = desired.apps.find((a) => a.id === "bitcoin-ui")!.files[0]!
+    const content = Redacted.value(file.content!)
+    assert.include(content, "return 404;")
+    assert.notInclude(content, "Authorization")
+    // Once written, the fail-safe is stable: nothing more to do.
+    const after = applyPlan(converged, actions, now + 20_000)
+    assert.deepStrictEqual(lines(plan(desiredFor(broken, after), after.observed, { now: now + 30_000 })), [])
+  })
+
   it("stops the apps the user stopped, dependants first", () => {
     const actions = planFor(converged, {
       installed: Desired.defaultSelection(starter).installed,

@@ -75,10 +75,13 @@ export const applyAction = (node: ModelNode, action: Action, now: number): Model
     case "WriteFile": {
       // Like the real writer, render with the secrets that exist by now (EnsureSecret ran first).
       const renderer = findRenderer(action.file.renderer)!
-      const content = renderer.render({
-        secrets: new Map(action.file.secrets.map((s) => [s, node.secrets.get(s)!])),
-        params: action.file.params
-      })
+      const content =
+        action.file.failSafe === true
+          ? renderer.failSafe!()
+          : renderer.render({
+              secrets: new Map(action.file.secrets.map((s) => [s, node.secrets.get(s)!])),
+              params: action.file.params
+            })
       const sha256 = sha256Hex(content)
       const file = {
         path: action.file.path,

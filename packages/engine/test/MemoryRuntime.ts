@@ -6,6 +6,7 @@ import { labels, type ObservedContainer } from "@archy/core/Observed"
 import { createLabels } from "@archy/podman/ContainerCreate"
 import {
   NameInUse,
+  NoSuchContainer,
   PodmanRuntime,
   type RuntimeAction,
   RuntimeError,
@@ -112,6 +113,14 @@ export const makeMemoryRuntime = (initial: RuntimeSnapshot = { containers: [], i
         apply,
         calls: Effect.sync(() => calls),
         events: Stream.fromPubSub(events),
+        inspect: (container) =>
+          Effect.gen(function* () {
+            calls++
+            const c = (yield* Ref.get(snapshot)).containers.find((x) => x.name === container)
+            if (c === undefined)
+              return yield* new RuntimeError({ reason: new NoSuchContainer({ container }) })
+            return { name: c.name, env: [], args: [], labels: c.labels, extraHosts: [] }
+          }),
         healthcheck: (container) =>
           Effect.sync(() => {
             calls++

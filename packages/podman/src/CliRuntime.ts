@@ -2,7 +2,8 @@
  * The `PodmanRuntime` port over the `podman` command: one child process per call, each with a
  * time limit, its exit code and stderr classified into `RuntimeError` reasons. The event stream is
  * one `podman events --format json` for as long as the stream runs; a failed health check's output
- * is read from `podman container inspect` (`healthcheck run` prints only the status).
+ * is read from `podman container inspect` (`healthcheck run` prints only the status). `inspect`
+ * is one `podman container inspect NAME --format json`.
  *
  * A steady `observe` costs one process (`podman ps -a --format json`); images and networks change
  * only through our own applies (or by hand), so they are cached and listed again only after an
@@ -28,6 +29,7 @@ import { cliCreateArgs } from "./ContainerCreate.ts"
 import type { RegistryMirror } from "./Mirrors.ts"
 import { pullCandidates } from "./Mirrors.ts"
 import type {
+  ContainerDetails,
   HealthcheckResult,
   Progress,
   RuntimeAction,
@@ -277,6 +279,59 @@ export const parseLastCheckOutput = (text: string): string | undefined => {
   const output = shorten(last.Output ?? "")
   if (output !== "") return output
   return last.ExitCode !== undefined && last.ExitCode !== null ? `exit code ${last.ExitCode}` : undefined
+}
+
+/**
+ * The part of `podman container inspect NAME --format json` that `inspect` reads (a one-element
+ * array). podman 4.3 prints `Path` + `Args` as the process it runs, `Config.Cmd` as an array (or
+ * null) and `Config.Entrypoint` as ONE space-joined string, which loses the word boundaries
+ * (podman 5 prints an array).
+ */
+const InspectEntry = Schema.Struct({
+  Name: Schema.String,
+  Path: Schema.optionalKey(Schema.NullOr(Schema.String)),
+  Args: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String))),
+  Config: Schema.Struct({
+    Env: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String))),
+    Labels: Schema.optionalKey(Schema.NullOr(Schema.Record(Schema.String, Schema.String))),
+    Entrypoint: Schema.optionalKey(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.String)]))),
+    Cmd: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String)))
+  }),
+  HostConfig: Schema.optionalKey(
+    Schema.NullOr(
+      Schema.Struct({ ExtraHosts: Schema.optionalKey(Schema.NullOr(Schema.Array(Schema.String))) })
+    )
+  )
+})
+const decodeInspect = Schema.decodeUnknownResult(
+  Schema.fromJsonString(Schema.NullOr(Schema.Array(InspectEntry)))
+)
+
+/**
+ * `podman container inspect NAME --format json` -> the container's details, or `undefined` when
+ * podman printed no container. The arguments are `Path` + `Args` (what podman runs, `--init`
+ * included), else the entrypoint (a 4.x string split on whitespace) + command.
+ */
+export const parseInspectJson = (text: string): Result.Result<ContainerDetails | undefined, string> => {
+  const decoded = decodeInspect(text)
+  if (Result.isFailure(decoded)) return Result.fail(decodeFailure(text, decoded.failure.message))
+  const c = decoded.success?.[0]
+  if (c === undefined) return Result.succeed(undefined)
+  const entrypoint = c.Config.Entrypoint ?? []
+  const args =
+    c.Path !== undefined && c.Path !== null && c.Path !== ""
+      ? [c.Path, ...(c.Args ?? [])]
+      : [
+          ...(typeof entrypoint === "string" ? entrypoint.split(/\s+/).filter((w) => w !== "") : entrypoint),
+          ...(c.Config.Cmd ?? [])
+        ]
+  return Result.succeed({
+    name: c.Name.replace(/^\//, ""),
+    env: c.Config.Env ?? [],
+    args,
+    labels: c.Config.Labels ?? {},
+    extraHosts: c.HostConfig?.ExtraHosts ?? []
+  })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -747,7 +802,25 @@ const make = (options: Options) =>
       )
     }
 
-    return PodmanRuntime.of({ endpoint, observe, apply, calls: Ref.get(calls), events, healthcheck })
+    const inspect = (container: string): Effect.Effect<ContainerDetails, RuntimeError> => {
+      const args = ["container", "inspect", container, "--format", "json"]
+      // A missing container: exit 125, `no such container` on stderr and `[]` on stdout.
+      return run({ args, timeoutMs: timeouts.queryMs, container }).pipe(
+        Effect.flatMap((out) => {
+          const parsed = parseInspectJson(out.stdout)
+          if (Result.isFailure(parsed)) {
+            return fail(
+              new UnexpectedOutput({ operation: displayCommand(podman, args), detail: parsed.failure })
+            )
+          }
+          return parsed.success === undefined
+            ? fail(new NoSuchContainer({ container }))
+            : Effect.succeed(parsed.success)
+        })
+      )
+    }
+
+    return PodmanRuntime.of({ endpoint, observe, apply, calls: Ref.get(calls), events, healthcheck, inspect })
   })
 
 /** `PodmanRuntime` over the `podman` command. */

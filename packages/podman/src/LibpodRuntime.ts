@@ -8,6 +8,7 @@
  * Events follow `GET /events?stream=true` (one request for as long as the stream runs). A health
  * check is `GET /containers/{name}/healthcheck`, which in podman 4.3 answers only the status: a
  * failed check's output is read from the container's recorded health log (one more request).
+ * `inspect` is one `GET /containers/{name}/json`.
  */
 import { spawn } from "node:child_process"
 import { mkdir } from "node:fs/promises"
@@ -31,6 +32,7 @@ import * as LibpodApi from "./LibpodApi.ts"
 import type { PullCandidate, RegistryMirror } from "./Mirrors.ts"
 import { pullCandidates } from "./Mirrors.ts"
 import type {
+  ContainerDetails,
   HealthcheckResult,
   Progress,
   RuntimeAction,
@@ -259,6 +261,54 @@ export const lastCheckOutput = (log: typeof HealthLogJson.Type): string | undefi
 /** podman 4.3 reports a check that overran its timeout as an error, after the command ended. */
 export const isCheckTimeout = (message: string): boolean =>
   /healthcheck command exceeded timeout/i.test(message)
+
+// ---------------------------------------------------------------------------------------------
+// Inspecting one container
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The part of `GET /libpod/containers/{name}/json` that `inspect` reads. podman 4.3 answers
+ * `Path` + `Args` as the process it runs (with `--init`: `/run/podman-init -- …`), `Config.Cmd`
+ * as an array (or null) and `Config.Entrypoint` as ONE space-joined string (`/bin/sh -c echo x y`),
+ * which loses the word boundaries; podman 5 sends it as an array. `Config.Env` and `Config.Labels`
+ * include what the image and podman add (`PATH=…`, `TERM=xterm`, `container=podman`).
+ */
+export const InspectJson = Schema.Struct({
+  Name: Schema.String,
+  Path: optionalNullable(Schema.String),
+  Args: optionalNullable(Schema.Array(Schema.String)),
+  Config: Schema.Struct({
+    Env: optionalNullable(Schema.Array(Schema.String)),
+    Labels: optionalNullable(Schema.Record(Schema.String, Schema.String)),
+    Entrypoint: optionalNullable(Schema.Union([Schema.String, Schema.Array(Schema.String)])),
+    Cmd: optionalNullable(Schema.Array(Schema.String))
+  }),
+  HostConfig: optionalNullable(
+    Schema.Struct({
+      ExtraHosts: optionalNullable(Schema.Array(Schema.String))
+    })
+  )
+})
+export type InspectJson = typeof InspectJson.Type
+
+/**
+ * The process podman runs: `Path` + `Args` when podman reports them, else the configured
+ * entrypoint (a 4.x string split on whitespace) + command.
+ */
+export const processArgs = (c: InspectJson): ReadonlyArray<string> => {
+  if (c.Path !== undefined && c.Path !== null && c.Path !== "") return [c.Path, ...(c.Args ?? [])]
+  const entrypoint = c.Config.Entrypoint ?? []
+  const words = typeof entrypoint === "string" ? entrypoint.split(/\s+/).filter((w) => w !== "") : entrypoint
+  return [...words, ...(c.Config.Cmd ?? [])]
+}
+
+export const toContainerDetails = (c: InspectJson): ContainerDetails => ({
+  name: c.Name.replace(/^\//, ""),
+  env: c.Config.Env ?? [],
+  args: processArgs(c),
+  labels: c.Config.Labels ?? {},
+  extraHosts: c.HostConfig?.ExtraHosts ?? []
+})
 
 // ---------------------------------------------------------------------------------------------
 // References
@@ -715,12 +765,26 @@ export const make = (options: Options) =>
       )
     }
 
+    const inspect = (container: string): Effect.Effect<ContainerDetails, RuntimeError> =>
+      api
+        .json(
+          {
+            operation: `inspect container ${container}`,
+            method: "GET",
+            path: `/containers/${enc(container)}/json`,
+            container
+          },
+          InspectJson
+        )
+        .pipe(Effect.map(toContainerDetails))
+
     return PodmanRuntime.of({
       endpoint: socketPath,
       observe,
       apply,
       events,
       healthcheck,
+      inspect,
       calls: Effect.all([api.requests, Ref.get(builds)]).pipe(Effect.map(([a, b]) => a + b))
     })
   })

@@ -133,6 +133,18 @@ export interface HealthcheckResult {
   readonly output: string
 }
 
+/** What `archy doctor` reads of one container: where a secret could leak, and its hosts. */
+export interface ContainerDetails {
+  readonly name: string
+  /** `KEY=value` entries of the container's environment. */
+  readonly env: ReadonlyArray<string>
+  /** Entrypoint and command as podman will run them. */
+  readonly args: ReadonlyArray<string>
+  readonly labels: Readonly<Record<string, string>>
+  /** `name:ip` entries added to /etc/hosts (`--add-host`). */
+  readonly extraHosts: ReadonlyArray<string>
+}
+
 /** Progress lines of a pull or build, for the CLI to show. */
 export type Progress = (line: string) => Effect.Effect<void>
 
@@ -155,5 +167,7 @@ export class PodmanRuntime extends Context.Service<
      * none by itself). An unhealthy result is a value; only failing to run it is an error.
      */
     readonly healthcheck: (container: string) => Effect.Effect<HealthcheckResult, RuntimeError>
+    /** One container's environment, arguments, labels and extra hosts (for `archy doctor`). */
+    readonly inspect: (container: string) => Effect.Effect<ContainerDetails, RuntimeError>
   }
 >()("archy/podman/PodmanRuntime") {}

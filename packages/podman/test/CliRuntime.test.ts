@@ -6,6 +6,7 @@ import {
   displayCommand,
   parseEventLine,
   parseImagesJson,
+  parseInspectJson,
   parseLastCheckOutput,
   parseNetworksJson,
   parsePsJson,
@@ -419,5 +420,57 @@ describe("parseLastCheckOutput", () => {
     assert.strictEqual(parseLastCheckOutput(inspect([{ ExitCode: 2, Output: "" }])), "exit code 2")
     assert.isUndefined(parseLastCheckOutput(inspect(null)))
     assert.isUndefined(parseLastCheckOutput("not json"))
+  })
+})
+
+describe("parseInspectJson", () => {
+  // Trimmed from `podman container inspect NAME --format json` (podman 4.3.1).
+  const entry = (over: Record<string, unknown> = {}) => ({
+    Id: "x",
+    Name: "app",
+    Path: "/run/podman-init",
+    Args: ["--", "/bin/sleep", "3600"],
+    Config: {
+      Env: ["PATH=/bin", "TERM=xterm", "container=podman", "A=1"],
+      Cmd: ["/bin/sleep", "3600"],
+      Entrypoint: "",
+      Labels: { "archy.app": "app" }
+    },
+    HostConfig: { ExtraHosts: ["host.archipelago:10.89.0.1"] },
+    ...over
+  })
+
+  it("maps env, labels, extra hosts, and Path + Args as the process podman runs", () => {
+    const parsed = parseInspectJson(JSON.stringify([entry()]))
+    assert.deepStrictEqual(Result.getOrUndefined(parsed), {
+      name: "app",
+      env: ["PATH=/bin", "TERM=xterm", "container=podman", "A=1"],
+      args: ["/run/podman-init", "--", "/bin/sleep", "3600"],
+      labels: { "archy.app": "app" },
+      extraHosts: ["host.archipelago:10.89.0.1"]
+    })
+  })
+
+  it("without Path: the entrypoint (4.x string or 5.x array) and the command", () => {
+    const config = (entrypoint: unknown) => ({
+      Config: { Env: null, Labels: null, Entrypoint: entrypoint, Cmd: ["echo a b"] }
+    })
+    for (const entrypoint of ["/bin/sh -c", ["/bin/sh", "-c"]]) {
+      const parsed = parseInspectJson(JSON.stringify([{ Name: "/app", ...config(entrypoint) }]))
+      assert.deepStrictEqual(Result.getOrUndefined(parsed), {
+        name: "app",
+        env: [],
+        args: ["/bin/sh", "-c", "echo a b"],
+        labels: {},
+        extraHosts: []
+      })
+    }
+  })
+
+  it("no container is undefined; output of another shape is a failure", () => {
+    assert.isTrue(Result.isSuccess(parseInspectJson("[]")))
+    assert.isUndefined(Result.getOrUndefined(parseInspectJson("[]")))
+    assert.isTrue(Result.isFailure(parseInspectJson("not json")))
+    assert.isTrue(Result.isFailure(parseInspectJson(JSON.stringify([{ Name: "app" }]))))
   })
 })

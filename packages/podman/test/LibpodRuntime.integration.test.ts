@@ -629,4 +629,49 @@ describe("LibpodRuntime against a fake podman", () => {
       await fake.close()
     }
   })
+
+  it("inspect: podman 4.3's answer mapped, Path + Args as the process, 404 is NoSuchContainer", async () => {
+    // Trimmed from podman 4.3.1's answer for a container with an entrypoint of two words.
+    const answer = {
+      Name: "app",
+      Path: "/bin/sh",
+      Args: ["-c", "echo x y"],
+      Config: {
+        Env: ["PATH=/bin", "TERM=xterm", "container=podman", "RPC_USER=archy"],
+        Cmd: null,
+        Entrypoint: "/bin/sh -c echo x y",
+        Labels: { "archy.app": "app" }
+      },
+      HostConfig: { ExtraHosts: ["host.archipelago:10.89.0.1"] }
+    }
+    const fake = await fakePodman((seen, res) => {
+      if (seen.url === "/v4.0.0/libpod/containers/app/json") return json(res, 200, answer)
+      if (seen.url === "/v4.0.0/libpod/containers/bare/json") {
+        return json(res, 200, { Name: "/bare", Config: { Env: null, Labels: null, Cmd: ["/bin/true"] } })
+      }
+      return json(res, 404, {
+        cause: "no such container",
+        message: 'no container with name or ID "gone" found: no such container',
+        response: 404
+      })
+    })
+    try {
+      const [app, bare, gone, calls] = await withRuntime({ socketPath: fake.socketPath }, (rt) =>
+        Effect.all([rt.inspect("app"), rt.inspect("bare"), failure(rt.inspect("gone")), rt.calls])
+      )
+      assert.deepStrictEqual(app, {
+        name: "app",
+        env: ["PATH=/bin", "TERM=xterm", "container=podman", "RPC_USER=archy"],
+        args: ["/bin/sh", "-c", "echo x y"],
+        labels: { "archy.app": "app" },
+        extraHosts: ["host.archipelago:10.89.0.1"]
+      })
+      assert.deepStrictEqual(bare, { name: "bare", env: [], args: ["/bin/true"], labels: {}, extraHosts: [] })
+      assert.strictEqual(gone.reason._tag, "NoSuchContainer")
+      assert.deepInclude(gone.reason, { container: "gone" })
+      assert.strictEqual(calls, 3)
+    } finally {
+      await fake.close()
+    }
+  })
 })

@@ -264,14 +264,24 @@ export const runtimeContract = <E>(
       assert.strictEqual(error.reason._tag, "NoSuchContainer", error.message)
     })
 
+    it("inspect of a missing container fails with NoSuchContainer", slow, async () => {
+      const error = await use((r) => Effect.flip(r.inspect(`${prefix}missing`)))
+      assert.strictEqual(error.reason._tag, "NoSuchContainer", error.message)
+      assert.deepInclude(error.reason, { container: `${prefix}missing` })
+    })
+
     describe("a running container with a secret and a data directory", () => {
       const containerName = `${prefix}secret`
       const secretValue = `s3cret-${Math.random().toString(36).slice(2)}`
+      // Not the image's own command (`/bin/sleep 3600`), so inspect must report ours.
+      const inspectCommand = ["/bin/sleep", "3599"]
+      const inspectLabel = "archy-ct.inspect"
       let dataDir = ""
+      let secretFile = ""
 
       beforeAll(async () => {
         const dir = tempDir()
-        const secretFile = join(dir, "rpcpass")
+        secretFile = join(dir, "rpcpass")
         writeFileSync(secretFile, secretValue, { mode: 0o600 })
         dataDir = join(dir, "data", "deep")
         await apply(
@@ -279,7 +289,9 @@ export const runtimeContract = <E>(
             desiredContainer(containerName, {
               mounts: [{ source: dataDir, target: "/data", readOnly: false, kind: "directory" }],
               secretMounts: [{ name: "rpcpass", source: secretFile, target: "/run/secrets/rpcpass" }],
-              env: [["ARCHY_CT", "plain"]]
+              env: [["ARCHY_CT", "plain"]],
+              command: inspectCommand,
+              labels: { ...desiredContainer(containerName).spec.labels, [inspectLabel]: "yes" }
             })
           )
         )
@@ -300,6 +312,28 @@ export const runtimeContract = <E>(
         assert.notInclude(inspect.stdout, secretValue)
         const written = podmanCli(["exec", containerName, "sh", "-c", "echo x > /run/secrets/rpcpass"])
         assert.notStrictEqual(written.status, 0, "the secret mount is read-only")
+      })
+
+      it("inspect shows its env, command, labels and extra hosts, in one call", slow, async () => {
+        const before = await calls()
+        const details = await use((r) => r.inspect(containerName))
+        assert.strictEqual((await calls()) - before, 1)
+        assert.strictEqual(details.name, containerName)
+        assert.include(details.env, "ARCHY_CT=plain")
+        assert.deepStrictEqual(details.args, inspectCommand)
+        assert.strictEqual(details.labels[inspectLabel], "yes")
+        assert.strictEqual(details.labels[labels.container], containerName)
+        assert.strictEqual(details.labels[labels.specHash], "ct-hash-1")
+        assert.include(details.extraHosts, `${testNetwork.hostAlias}:${testNetwork.gateway}`)
+      })
+
+      it("inspect: the secret file is in neither env nor args", slow, async () => {
+        const details = await use((r) => r.inspect(containerName))
+        for (const entry of [...details.env, ...details.args]) {
+          assert.notInclude(entry, secretValue)
+          assert.notInclude(entry, secretFile)
+          assert.notInclude(entry, "/run/secrets/rpcpass")
+        }
       })
 
       it("host.archipelago resolves to the gateway inside", slow, () => {

@@ -90,9 +90,40 @@ const render = (input: RenderInput): string => {
   return out
 }
 
+/** Served while the real config cannot be rendered: no credentials, 404 for every page. */
+export const FAIL_SAFE_NGINX = `# Written by archy: the real nginx.conf for bitcoin-ui could not be rendered.
+# Every request answers 404 until it can; no credentials are held here.
+worker_processes 1;
+error_log /dev/stderr warn;
+
+events {
+  worker_connections 64;
+}
+
+http {
+  access_log off;
+  server_tokens off;
+
+  server {
+    listen 80 default_server;
+    server_name _;
+
+    location = /healthz {
+      default_type text/plain;
+      return 200 "ok";
+    }
+
+    location / {
+      return 404;
+    }
+  }
+}
+`
+
 export const bitcoinUiNginx: Renderer = {
   id: ID,
   description: "nginx.conf for bitcoin-ui: static UI plus an /rpc proxy to bitcoind with server-side auth",
   secrets: [RPC_PASSWORD_SECRET],
-  render
+  render,
+  failSafe: () => FAIL_SAFE_NGINX
 }

@@ -19,6 +19,12 @@ export interface Renderer {
   readonly description: string
   readonly secrets: ReadonlyArray<string>
   readonly render: (input: RenderInput) => string
+  /**
+   * What to write instead when `render` cannot produce the file (a bad param, a secret gone):
+   * a config that holds no credentials and refuses service, so a consumer never runs on stale
+   * or missing credentials. Without one, the file's consumers are stopped instead.
+   */
+  readonly failSafe?: () => string
 }
 
 /** Raised by a renderer when its input cannot produce a file (missing secret, bad param). */
