@@ -98,6 +98,8 @@ export const labels = {
   app: "io.archipelago.app",
   container: "io.archipelago.container",
   specHash: "io.archipelago.spec-hash",
+  /** The stop timeout it was created with, so removing it later (app gone) grants it as well. */
+  stopTimeout: "io.archipelago.stop-timeout",
   filesHash: "io.archipelago.files-hash"
 } as const
 

@@ -22,6 +22,12 @@ export interface PlanOptions {
   readonly now: number
 }
 
+/** Seconds a container's label says it needs to stop; 30 for containers made before the label. */
+const stopTimeoutOf = (c: ObservedContainer): number => {
+  const n = Number(c.labels[labels.stopTimeout])
+  return Number.isInteger(n) && n >= 0 ? n : 30
+}
+
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
 
 const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, "0")}`
@@ -230,7 +236,8 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
         cause,
         name: c.name,
         containerId: c.id,
-        timeoutSeconds: 10
+        // The grace it was created with: bitcoind flushing its UTXO cache must not be cut short.
+        timeoutSeconds: stopTimeoutOf(c)
       })
     )
   }

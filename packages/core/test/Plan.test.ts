@@ -225,6 +225,26 @@ describe("plan", () => {
     assert.deepStrictEqual(lines(actions), ["remove container:lnd-old", "remove container:old-app"])
     assert.strictEqual(actions[0]!.cause, `duplicate of container lnd (${lnd.id.slice(0, 12)} is kept)`)
     assert.strictEqual(actions[1]!.cause, "app old-app is not installed")
+    // Without the stop-timeout label (made before it existed) the default grace of 30 s.
+    assert.strictEqual((actions[1] as Action & { readonly timeoutSeconds: number }).timeoutSeconds, 30)
+    // With it, the grace its manifest asked for (bitcoind: 600 s), not a fixed 10 s.
+    const gone = planFor({
+      ...converged,
+      observed: {
+        ...converged.observed,
+        containers: [
+          ...converged.observed.containers,
+          {
+            id: "orphan2",
+            name: "old-node",
+            image: "docker.io/x/node:1",
+            labels: { [labels.app]: "old-node", [labels.container]: "old-node", [labels.stopTimeout]: "600" },
+            state: "running"
+          }
+        ]
+      }
+    }).find((a) => a._tag === "Remove")!
+    assert.strictEqual((gone as Action & { readonly timeoutSeconds: number }).timeoutSeconds, 600)
   })
 
   it("adopts an unlabeled container with a known name; recreates it when its image differs", () => {

@@ -18,7 +18,8 @@ const defaultHealthRetries = 3
 export const createLabels = (c: DesiredContainer): Readonly<Record<string, string>> => ({
   ...c.spec.labels,
   [labels.specHash]: c.specHash,
-  [labels.filesHash]: c.filesHash
+  [labels.filesHash]: c.filesHash,
+  [labels.stopTimeout]: String(c.spec.stopTimeoutSeconds)
 })
 
 const sortedLabels = (c: DesiredContainer) =>
