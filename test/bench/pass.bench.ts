@@ -16,17 +16,16 @@
  * does not reach a steady state.
  *
  * podman runs as a private `podman system service` with its own store (`--root`/`--runroot`
- * in the temp dir, the test image copied in): a pass removes every container with our labels
- * that its catalog does not name, so on the shared store it would remove other catalogs'
- * containers (and theirs ours). Networks are podman-wide: the pass uses the `archipelago`
- * network, and creates it only when it is missing (it is then removed again at the end).
- * Needs root, podman and the test image (`scripts/test-images.sh`). Everything it creates is
- * removed at the end, also on failure or Ctrl-C.
+ * in the temp dir, the test image copied in; test/integration/support/PrivatePodman.ts): a pass
+ * removes every container with our labels that its catalog does not name, so on the shared store
+ * it would remove other catalogs' containers (and theirs ours). Networks are podman-wide: the
+ * pass uses the `archipelago` network, and creates it only when it is missing (it is then
+ * removed again at the end). Needs root, podman and the test image (`scripts/test-images.sh`).
+ * Everything it creates is removed at the end, also on failure or Ctrl-C.
  *
  *   pnpm bench:pass        (or: node test/bench/pass.bench.ts)
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as http from "node:http"
 import { availableParallelism, cpus, tmpdir } from "node:os"
 import { join } from "node:path"
@@ -45,6 +44,12 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import {
+  makePrivatePodman,
+  PodmanCommandError,
+  type PrivatePodman,
+  privatePodmanMissing
+} from "../integration/support/PrivatePodman.ts"
 
 const IMAGE = "localhost/archy-test/busybox:1"
 const PREFIX = "archy-bench-"
@@ -67,42 +72,6 @@ const log = (line = "") => process.stdout.write(`${line}\n`)
 
 // ---------------------------------------------------------------------------------------------
 // podman
-
-interface Cli {
-  readonly status: number | null
-  readonly signal: string | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const podman = (args: ReadonlyArray<string>, timeoutMs = 120_000): Cli => {
-  const r = spawnSync("podman", args, { encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 << 20 })
-  if (r.error !== undefined) throw new BenchError(`podman ${args.join(" ")}: ${r.error.message}`)
-  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
-}
-
-const podmanOk = (args: ReadonlyArray<string>): string => {
-  const r = podman(args)
-  if (r.status !== 0) {
-    const how = r.signal !== null ? `was killed by ${r.signal}` : `exited ${r.status}`
-    throw new BenchError(`podman ${args.join(" ")} ${how}: ${r.stderr.trim().slice(-500)}`)
-  }
-  return r.stdout
-}
-
-/** Why the benchmark cannot run here, or undefined. */
-const missingPrerequisite = (): string | undefined => {
-  const r = spawnSync("podman", ["version", "--format", "{{.Client.Version}}"], {
-    encoding: "utf8",
-    timeout: 30_000
-  })
-  if (r.error !== undefined) return `podman cannot run: ${r.error.message}`
-  if (r.status !== 0) return `podman version failed: ${r.stderr.trim()}`
-  if (process.getuid?.() !== 0) return "it needs rootful podman: run it as root"
-  const image = spawnSync("podman", ["image", "exists", IMAGE], { timeout: 30_000 })
-  if (image.status !== 0) return `the test image ${IMAGE} is missing: run scripts/test-images.sh`
-  return undefined
-}
 
 /** GET on the socket; resolves with the status and the body, and how long it took. */
 const get = (
@@ -137,45 +106,6 @@ const get = (
     req.on("error", reject)
     req.end()
   })
-
-interface Service {
-  readonly socketPath: string
-  readonly stop: () => Promise<void>
-}
-
-/** `podman system service --time=0` on its own store and socket, once it answers. */
-const startService = async (store: ReadonlyArray<string>, socketPath: string): Promise<Service> => {
-  const child: ChildProcess = spawn(
-    "podman",
-    [...store, "system", "service", "--time=0", `unix://${socketPath}`],
-    {
-      stdio: ["ignore", "ignore", "pipe"]
-    }
-  )
-  let stderr = ""
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString("utf8")).slice(-2_000)
-  })
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill("SIGTERM")
-    const killer = setTimeout(() => child.kill("SIGKILL"), 5_000)
-    await exited
-    clearTimeout(killer)
-  }
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline && child.exitCode === null) {
-    const ok = await get(socketPath, "/_ping", 2_000).then(
-      (r) => r.status === 200,
-      () => false
-    )
-    if (ok) return { socketPath, stop }
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  await stop()
-  throw new BenchError(`podman system service did not answer on ${socketPath}: ${stderr.trim()}`)
-}
 
 // ---------------------------------------------------------------------------------------------
 // The catalog: 10 apps of 3 containers. bench-app-01 renders a bitcoin.conf (so a pass reads a
@@ -259,34 +189,27 @@ const checkInterrupted = () => {
 /** What teardown undoes; set as setup gets that far. */
 interface Made {
   readonly work: string
-  readonly store: ReadonlyArray<string>
-  storeUsed?: boolean
-  networkCreated?: string
-  service?: Service
+  podman?: PrivatePodman
   runtime?: { readonly dispose: () => Promise<void> }
 }
 
 const run = async (made: Made): Promise<boolean> => {
-  const { work, store } = made
+  const { work } = made
   const stateDir = join(work, "state")
   const catalogDir = join(work, "catalog")
   mkdirSync(stateDir)
   writeCatalog(catalogDir)
 
-  made.storeUsed = true
-  const tarball = join(work, "image.tar")
-  podmanOk(["save", "-q", "-o", tarball, IMAGE])
-  podmanOk([...store, "load", "-q", "-i", tarball])
-  rmSync(tarball)
+  const podman = makePrivatePodman({ prefix: "archy-bench-pass-podman-" })
+  made.podman = podman
+  podman.copyImages([IMAGE])
 
-  const network = defaultNodeConfig.network.name
   // The first pass creates it when it is missing; nothing used it before, so it goes again.
-  if (podman(["network", "exists", network]).status !== 0) made.networkCreated = network
+  podman.watchNetwork(defaultNodeConfig.network.name)
 
   checkInterrupted()
-  const service = await startService(store, join(work, "podman.sock"))
-  made.service = service
-  const { socketPath } = service
+  await podman.startService()
+  const { socketPath } = podman
 
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(
@@ -378,7 +301,7 @@ const run = async (made: Made): Promise<boolean> => {
   }
   const measureNaive = (keep: boolean) => {
     const t0 = performance.now()
-    for (const name of names) podmanOk([...store, "inspect", name])
+    for (const name of names) podman.cliOk(["inspect", name])
     const ms = performance.now() - t0
     if (keep) samples.naive.push(ms)
   }
@@ -406,7 +329,7 @@ const run = async (made: Made): Promise<boolean> => {
 
   // --- report ---------------------------------------------------------------------------------
 
-  const version = podmanOk(["version", "--format", "{{.Client.Version}}"]).trim()
+  const version = podman.cliOk(["version", "--format", "{{.Client.Version}}"]).trim()
   const cpuModel = cpus()[0]?.model.trim() ?? "unknown cpu"
   const pass = median(samples.pass)
   const list = median(samples.list)
@@ -477,32 +400,22 @@ const teardown = async (made: Made): Promise<boolean> => {
     }
   }
   if (made.runtime !== undefined) await step("runtime", made.runtime.dispose)
-  if (made.storeUsed === true) {
-    await step("containers", () => {
-      const listed = podmanOk([...made.store, "ps", "-a", "--format", "{{.Names}}"])
-      const ours = listed
-        .split("\n")
-        .map((s) => s.trim())
-        .filter((n) => n.startsWith(PREFIX))
-      if (ours.length > 0) podmanOk([...made.store, "rm", "-f", "-t", "0", ...ours])
-    })
-  }
-  if (made.service !== undefined) await step("podman service", made.service.stop)
-  const network = made.networkCreated
-  if (network !== undefined && podman(["network", "exists", network]).status === 0) {
-    await step(`network ${network}`, () => {
-      podmanOk(["network", "rm", network])
-    })
+  if (made.podman !== undefined) {
+    // Every container in the private store, the service, the network if this run made it.
+    const problems = await made.podman.dispose()
+    if (problems.length > 0) {
+      ok = false
+      for (const p of problems) process.stderr.write(`teardown: ${p}\n`)
+    }
   }
   await step("temp dir", () => {
-    unmountUnder(made.work)
     rmSync(made.work, { recursive: true, force: true })
   })
   return ok
 }
 
 const main = async (): Promise<number> => {
-  const why = missingPrerequisite()
+  const why = privatePodmanMissing([IMAGE])
   if (why !== undefined) {
     process.stderr.write(`cannot run the pass benchmark: ${why}\n`)
     return 1
@@ -510,17 +423,15 @@ const main = async (): Promise<number> => {
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
   const work = mkdtempSync(join(tmpdir(), "archy-bench-pass-"))
-  const made: Made = {
-    work,
-    store: ["--root", join(work, "store/root"), "--runroot", join(work, "store/run")]
-  }
+  const made: Made = { work }
   let ok = false
   try {
     ok = await run(made)
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
     process.stderr.write(interrupted ? "interrupted; cleaning up\n" : `FAIL: ${message}\n`)
-    if (!interrupted && !(e instanceof BenchError) && e instanceof Error && e.stack !== undefined) {
+    const expected = e instanceof BenchError || e instanceof PodmanCommandError
+    if (!interrupted && !expected && e instanceof Error && e.stack !== undefined) {
       process.stderr.write(`${e.stack}\n`)
     }
   } finally {
@@ -529,16 +440,6 @@ const main = async (): Promise<number> => {
     process.off("SIGTERM", onSignal)
   }
   return ok ? 0 : 1
-}
-
-/** Whatever podman left mounted in the temp dir (normally nothing), deepest first. */
-const unmountUnder = (dir: string): void => {
-  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4] ?? "")
-    .filter((p) => p === dir || p.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length)
-  for (const p of mounts) spawnSync("umount", ["-l", p])
 }
 
 process.exitCode = await main()

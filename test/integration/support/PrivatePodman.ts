@@ -160,10 +160,20 @@ export interface PrivatePodman {
   readonly dispose: () => Promise<ReadonlyArray<string>>
 }
 
-/** A private store in a new temporary directory (under `parent`, default the system's). */
-export const makePrivatePodman = (options: { readonly parent?: string; readonly prefix?: string } = {}) => {
+/**
+ * A private store in a new temporary directory (under `parent`, default the system's). podman
+ * refuses a runroot longer than 50 characters: keep `parent` and `prefix` short.
+ */
+export const makePrivatePodman = (
+  options: { readonly parent?: string; readonly prefix?: string } = {}
+): PrivatePodman => {
   const dir = mkdtempSync(join(options.parent ?? tmpdir(), options.prefix ?? "archy-podman-"))
-  const store = ["--root", join(dir, "store/root"), "--runroot", join(dir, "store/run")]
+  const runroot = join(dir, "store/run")
+  if (runroot.length > 50) {
+    rmSync(dir, { recursive: true, force: true })
+    throw new PodmanCommandError(`podman refuses a runroot longer than 50 characters: ${runroot}`)
+  }
+  const store = ["--root", join(dir, "store/root"), "--runroot", runroot]
   const socketPath = join(dir, "podman.sock")
   const networks: Array<string> = []
   let used = false
@@ -265,7 +275,7 @@ export const makePrivatePodman = (options: { readonly parent?: string; readonly 
     return problems
   }
 
-  const made: PrivatePodman = {
+  return {
     dir,
     store,
     socketPath,
@@ -278,7 +288,6 @@ export const makePrivatePodman = (options: { readonly parent?: string; readonly 
     stopService,
     dispose
   }
-  return made
 }
 
 // ---------------------------------------------------------------------------------------------
