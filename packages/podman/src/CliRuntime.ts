@@ -348,7 +348,7 @@ export const displayCommand = (podman: string, args: ReadonlyArray<string>): str
     else shown.push(/[\s"'\\$]/.test(a) || a === "" ? JSON.stringify(a) : a)
   }
   const text = shown.join(" ")
-  return text.length > 400 ? `${text.slice(0, 400)}…` : text
+  return text.length > 1200 ? `${text.slice(0, 1200)}…` : text
 }
 
 /** The lines that say what went wrong: podman's `Error:` lines, else the first few. */
