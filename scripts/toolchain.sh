@@ -31,3 +31,15 @@ if [ ! -f "$ARCHY_ROOT/node_modules/.modules.yaml" ] ||
   echo "archy: installing dependencies" >&2
   (cd "$ARCHY_ROOT" && pnpm install --frozen-lockfile --reporter=silent >&2) || exit 1
 fi
+
+# The bundle bin/archy runs: rebuilt when any source, manifest of a package or the lockfile is
+# newer than it (a fresh clone has none).
+ARCHY_BUNDLE="$ARCHY_ROOT/.build/archy.mjs"
+archy_bundle_stale() {
+  [ ! -f "$ARCHY_BUNDLE" ] && return 0
+  [ -n "$(find "$ARCHY_ROOT/packages" "$ARCHY_ROOT/pnpm-lock.yaml" \( -name node_modules -prune \) -o \
+    -newer "$ARCHY_BUNDLE" \( -name '*.ts' -o -name package.json -o -name pnpm-lock.yaml \) -print -quit)" ]
+}
+if archy_bundle_stale; then
+  (cd "$ARCHY_ROOT" && node scripts/bundle.mjs >&2) || exit 1
+fi

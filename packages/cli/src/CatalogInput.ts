@@ -10,7 +10,11 @@ import * as Path from "effect/Path"
 import { Reported } from "./Reported.ts"
 
 export const defaultAppsDir = (): string =>
-  process.env.ARCHY_APPS_DIR ?? new URL("../../../apps", import.meta.url).pathname
+  process.env.ARCHY_APPS_DIR ??
+  // bin/archy runs a bundle elsewhere in the tree: it says where the install's root is.
+  (process.env.ARCHY_HOME !== undefined
+    ? `${process.env.ARCHY_HOME}/apps`
+    : new URL("../../../apps", import.meta.url).pathname)
 
 export const resolveAppsDir = (flag: Option.Option<string>) =>
   Effect.map(Path.Path, (path) => path.resolve(Option.getOrElse(flag, defaultAppsDir)))

@@ -1,0 +1,13 @@
+// Bundles the archy command line (every workspace package and its dependencies) into one
+// ES module, .build/archy.mjs, which bin/archy runs. One prebuilt file instead of hundreds of
+// TypeScript modules stripped at load time: the daemon idles at ~90 MB RSS instead of ~155 MB
+// and starts faster. Run by scripts/toolchain.sh whenever a source file is newer than the bundle.
+import { build } from "rolldown"
+
+const root = new URL("..", import.meta.url).pathname
+await build({
+  input: `${root}packages/cli/src/bin.ts`,
+  platform: "node",
+  logLevel: "warn",
+  output: { file: `${root}.build/archy.mjs`, format: "esm" }
+})
