@@ -35,6 +35,7 @@ import { mkdirSync, readFileSync } from "node:fs"
 import * as http from "node:http"
 import { availableParallelism, cpus } from "node:os"
 import { join } from "node:path"
+import { fixtureAppsDir, fixtureContainers } from "../fixtures/fixtures.ts"
 import { busyboxV1 } from "../images/images.ts"
 import {
   copyCatalog,
@@ -48,14 +49,6 @@ import {
   startDaemon
 } from "../integration/support/PrivatePodman.ts"
 
-const fixtures = new URL("../fixtures/apps/", import.meta.url).pathname
-const fixtureNames = [
-  "archy-fx-bitcoind",
-  "archy-fx-lnd",
-  "archy-fx-ui",
-  "archy-fx-worker-queue",
-  "archy-fx-worker"
-]
 /** Killed in turn; their manifests' restart.resetAfter, in ms. */
 const KILL_TARGETS = [
   { name: "archy-fx-bitcoind", resetAfterMs: 10_000 },
@@ -179,11 +172,11 @@ const removeTrial = async (podman: PrivatePodman, daemon: DaemonProcess, name: s
 const allRunning = async (podman: PrivatePodman, daemon: DaemonProcess, timeoutMs: number) => {
   const deadline = performance.now() + timeoutMs
   for (;;) {
-    const seen = await Promise.all(fixtureNames.map((n) => inspect(podman, n)))
+    const seen = await Promise.all(fixtureContainers.map((n) => inspect(podman, n)))
     if (seen.every((c) => c?.status === "running")) return
     checkInterrupted()
     if (performance.now() > deadline) {
-      const states = fixtureNames.map((n, k) => `${n}=${seen[k]?.status ?? "missing"}`).join(" ")
+      const states = fixtureContainers.map((n, k) => `${n}=${seen[k]?.status ?? "missing"}`).join(" ")
       throw new BenchError(
         `not all running after ${timeoutMs} ms: ${states}\n${daemon.output().slice(-3_000)}`
       )
@@ -305,7 +298,7 @@ const run = async (made: Made): Promise<boolean> => {
   podman.watchNetwork("archipelago")
   await podman.startService()
   const appsDir = join(podman.dir, "apps")
-  await copyCatalog(fixtures, appsDir)
+  await copyCatalog(fixtureAppsDir, appsDir)
   const stateDir = join(podman.dir, "state")
   mkdirSync(stateDir)
   const start = async (events: boolean) => {

@@ -12,6 +12,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fixtureContainers } from "../fixtures/fixtures.ts"
 import {
   copyCatalog,
   type DaemonProcess,
@@ -23,13 +24,6 @@ import {
 
 const repoRoot = new URL("../../", import.meta.url).pathname
 const image = "localhost/archy-test/busybox:1"
-const containers = [
-  "archy-fx-bitcoind",
-  "archy-fx-lnd",
-  "archy-fx-ui",
-  "archy-fx-worker-queue",
-  "archy-fx-worker"
-]
 
 const say = (line = "") => process.stdout.write(`${line}\n`)
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`
@@ -121,9 +115,9 @@ const main = async () => {
     say(
       `1. archy daemon started (API on 127.0.0.1:${port}); it finds an empty node and builds it from the manifests`
     )
-    const upMs = await untilRunning(pp, containers, started, 120_000)
+    const upMs = await untilRunning(pp, fixtureContainers, started, 120_000)
     say(
-      `   all ${containers.length} containers running after ${seconds(upMs)} (lnd waited for bitcoind's health check)`
+      `   all ${fixtureContainers.length} containers running after ${seconds(upMs)} (lnd waited for bitcoind's health check)`
     )
     say()
     await statusTable(daemon)

@@ -16,15 +16,9 @@ import {
   podmanMissing,
   startPodmanService
 } from "../../packages/podman/test/support/PodmanService.ts"
+import { fixtureContainers } from "../fixtures/fixtures.ts"
 
 const root = new URL("../../", import.meta.url).pathname
-const fixtureNames = [
-  "archy-fx-bitcoind",
-  "archy-fx-lnd",
-  "archy-fx-ui",
-  "archy-fx-worker-queue",
-  "archy-fx-worker"
-]
 const slow = { timeout: 180_000 }
 
 const archy = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
@@ -74,7 +68,7 @@ describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", ()
       run.stdout,
       /\d+ action\(s\) in \d+ pass\(es\): \d+ done, 0 failed, 0 skipped, 0 still waiting$/m
     )
-    for (const name of fixtureNames) {
+    for (const name of fixtureContainers) {
       const state = podmanCli(["inspect", "--format", "{{.State.Status}}", name])
       assert.strictEqual(state.stdout.trim(), "running", name)
     }
@@ -111,7 +105,7 @@ describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", ()
     const containers = status.apps.flatMap((a) => a.containers)
     assert.sameMembers(
       containers.map((c) => c.name),
-      fixtureNames
+      [...fixtureContainers]
     )
     for (const c of containers) {
       assert.strictEqual(c.state, "running", c.name)

@@ -15,6 +15,7 @@ import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { call, type DaemonConnection, findDaemon } from "../../packages/cli/src/DaemonClient.ts"
+import { fixtureAppsDir, fixtureContainers } from "../fixtures/fixtures.ts"
 import { busyboxV1 } from "../images/images.ts"
 import { missing } from "./support/Prerequisites.ts"
 import {
@@ -28,14 +29,6 @@ import {
   startDaemon
 } from "./support/PrivatePodman.ts"
 
-const fixtures = new URL("../fixtures/apps/", import.meta.url).pathname
-const fixtureNames = [
-  "archy-fx-bitcoind",
-  "archy-fx-lnd",
-  "archy-fx-ui",
-  "archy-fx-worker-queue",
-  "archy-fx-worker"
-]
 /** The daemon's timer in this suite: anything healed well within it was healed by an event. */
 const intervalSeconds = 30
 /** How long a heal may take. */
@@ -117,7 +110,7 @@ describe.skipIf(skip !== undefined)("archy daemon against real podman (private s
     return undefined
   }
 
-  const allRunning = (timeoutMs: number, names: ReadonlyArray<string> = fixtureNames) =>
+  const allRunning = (timeoutMs: number, names: ReadonlyArray<string> = fixtureContainers) =>
     waitFor(names, (_, c) => c?.status === "running", timeoutMs)
 
   const log = () => `\n--- daemon output ---\n${daemon?.output().slice(-6_000) ?? ""}`
@@ -198,7 +191,7 @@ describe.skipIf(skip !== undefined)("archy daemon against real podman (private s
     podman.watchNetwork("archipelago")
     await podman.startService()
     appsDir = join(podman.dir, "apps")
-    await copyCatalog(fixtures, appsDir)
+    await copyCatalog(fixtureAppsDir, appsDir)
     stateDir = join(podman.dir, "state")
     mkdirSync(stateDir)
     await start()
@@ -279,12 +272,12 @@ describe.skipIf(skip !== undefined)("archy daemon against real podman (private s
     const containers = status.flatMap((a) => a.containers)
     assert.sameMembers(
       containers.map((c) => c.name),
-      fixtureNames
+      [...fixtureContainers]
     )
     for (const c of containers) assert.strictEqual(c.state, "running", JSON.stringify(c))
     for (const name of healthChecked)
       assert.strictEqual(containers.find((c) => c.name === name)?.health, "healthy", name)
-    for (const name of fixtureNames.filter((n) => !healthChecked.includes(n)))
+    for (const name of fixtureContainers.filter((n) => !healthChecked.includes(n)))
       assert.isUndefined(containers.find((c) => c.name === name)?.health, `${name} has no health check`)
   })
 
@@ -327,7 +320,7 @@ describe.skipIf(skip !== undefined)("archy daemon against real podman (private s
     assert.isUndefined(await inspect("archy-fx-ui"), "archy-fx-ui came back after a reconcile")
     const list = await rpc<ReadonlyArray<PackageView>>("package.list")
     assert.isFalse(list.find((p) => p.id === "fx-ui")?.installed)
-    const others = fixtureNames.filter((n) => n !== "archy-fx-ui")
+    const others = fixtureContainers.filter((n) => n !== "archy-fx-ui")
     assert.isDefined(
       await allRunning(5_000, others),
       `the other apps' containers are not all running${log()}`
@@ -363,7 +356,7 @@ describe.skipIf(skip !== undefined)("archy daemon against real podman (private s
       assert.isUndefined(await inspect("archy-fx-ui"), "the restarted daemon brought archy-fx-ui back")
       const list = await rpc<ReadonlyArray<PackageView>>("package.list")
       assert.isFalse(list.find((p) => p.id === "fx-ui")?.installed)
-      const others = fixtureNames.filter((n) => n !== "archy-fx-ui")
+      const others = fixtureContainers.filter((n) => n !== "archy-fx-ui")
       assert.isDefined(
         await allRunning(5_000, others),
         `the other apps' containers are not all running${log()}`

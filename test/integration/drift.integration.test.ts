@@ -20,6 +20,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { fixtureAppsDir, fixtureContainers } from "../fixtures/fixtures.ts"
 import { busyboxV1 } from "../images/images.ts"
 import { missing } from "./support/Prerequisites.ts"
 import {
@@ -29,14 +30,6 @@ import {
   privatePodmanMissing
 } from "./support/PrivatePodman.ts"
 
-const fixtures = new URL("../fixtures/apps/", import.meta.url).pathname
-const fixtureNames = [
-  "archy-fx-bitcoind",
-  "archy-fx-lnd",
-  "archy-fx-ui",
-  "archy-fx-worker-queue",
-  "archy-fx-worker"
-]
 /** bitcoin.conf's one declared consumer. */
 const consumer = "archy-fx-bitcoind"
 const slow = { timeout: 120_000 }
@@ -107,7 +100,7 @@ describe.skipIf(skip !== undefined)("rendered-config drift against real podman (
     const [status, id, ...started] = r.stdout.trim().split(" ")
     return { status: status!, id: id!, startedAt: started.join(" ") }
   }
-  const inspectAll = () => Object.fromEntries(fixtureNames.map((n) => [n, inspect(n)]))
+  const inspectAll = () => Object.fromEntries(fixtureContainers.map((n) => [n, inspect(n)]))
 
   const lndUntouched = () => {
     const now = fileState(lndConf)
@@ -123,7 +116,7 @@ describe.skipIf(skip !== undefined)("rendered-config drift against real podman (
    */
   const healsInOnePass = async (breakIt: () => void, cause: RegExp) => {
     const before = inspectAll()
-    for (const name of fixtureNames) assert.strictEqual(before[name]?.status, "running", name)
+    for (const name of fixtureContainers) assert.strictEqual(before[name]?.status, "running", name)
     breakIt()
 
     const reports = await pass()
@@ -140,7 +133,7 @@ describe.skipIf(skip !== undefined)("rendered-config drift against real podman (
     assert.notMatch(healed.bytes.toString("utf8"), /tampered/)
 
     const after = inspectAll()
-    for (const name of fixtureNames) {
+    for (const name of fixtureContainers) {
       assert.strictEqual(after[name]?.status, "running", name)
       assert.strictEqual(after[name]?.id, before[name]?.id, `${name} was recreated`)
       if (name === consumer)
@@ -166,7 +159,7 @@ describe.skipIf(skip !== undefined)("rendered-config drift against real podman (
     podman.watchNetwork("archipelago")
     await podman.startService()
     appsDir = join(podman.dir, "apps")
-    await copyCatalog(fixtures, appsDir)
+    await copyCatalog(fixtureAppsDir, appsDir)
     stateDir = join(podman.dir, "state")
     mkdirSync(stateDir)
     node = {
@@ -210,7 +203,7 @@ describe.skipIf(skip !== undefined)("rendered-config drift against real podman (
       summary(last).filter((s) => s.endsWith(" Waiting")),
       []
     )
-    for (const name of fixtureNames) assert.strictEqual(inspect(name)?.status, "running", name)
+    for (const name of fixtureContainers) assert.strictEqual(inspect(name)?.status, "running", name)
     assert.deepStrictEqual(summary(await pass()), [])
     rendered = fileState(bitcoinConf)
     lnd = fileState(lndConf)

@@ -27,15 +27,8 @@ import {
   podmanMissing,
   startPodmanService
 } from "../../packages/podman/test/support/PodmanService.ts"
+import { fixtureAppsDir, fixtureContainers } from "../fixtures/fixtures.ts"
 
-const fixtures = new URL("../fixtures/apps/", import.meta.url).pathname
-const fixtureNames = [
-  "archy-fx-bitcoind",
-  "archy-fx-lnd",
-  "archy-fx-ui",
-  "archy-fx-worker-queue",
-  "archy-fx-worker"
-]
 // By prefix, from podman's own list: `podman rm -f a missing b` removes nothing at all.
 const removeFixtureContainers = () => cleanup("archy-fx-")
 const slow = { timeout: 120_000 }
@@ -87,7 +80,7 @@ describe.skipIf(podmanMissing !== undefined).each<Adapter>(["libpod", "cli"])(
       removeFixtureContainers()
       stateDir = mkdtempSync(join(tmpdir(), "archy-reconcile-"))
       appsDir = join(stateDir, "catalog")
-      cpSync(fixtures, appsDir, { recursive: true })
+      cpSync(fixtureAppsDir, appsDir, { recursive: true })
       node = {
         ...Desired.defaultNodeConfig,
         dataRoot: join(stateDir, "apps"),
@@ -150,7 +143,7 @@ describe.skipIf(podmanMissing !== undefined).each<Adapter>(["libpod", "cli"])(
             .map((r) => `${r.action.target}: ${JSON.stringify(r.outcome)}`),
           []
         )
-        for (const name of fixtureNames) assert.strictEqual(inspect(name)?.state, "running", name)
+        for (const name of fixtureContainers) assert.strictEqual(inspect(name)?.state, "running", name)
         assert.match(readFileSync(join(node.dataRoot, "fx-bitcoind/data/bitcoin.conf"), "utf8"), /^rpcauth=/m)
       }
     )
@@ -162,7 +155,7 @@ describe.skipIf(podmanMissing !== undefined).each<Adapter>(["libpod", "cli"])(
     })
 
     it("a changed spec recreates only that container", slow, async () => {
-      const before = Object.fromEntries(fixtureNames.map((n) => [n, inspect(n)!.id]))
+      const before = Object.fromEntries(fixtureContainers.map((n) => [n, inspect(n)!.id]))
       const file = join(appsDir, "fx-worker/manifest.yml")
       writeFileSync(
         file,

@@ -12,6 +12,7 @@
 import { mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { fixtureAppsDir, fixtureContainers } from "../fixtures/fixtures.ts"
 import { busyboxV1 } from "../images/images.ts"
 import { missing, type Ran, run } from "./support/Prerequisites.ts"
 import {
@@ -25,14 +26,6 @@ import {
 } from "./support/PrivatePodman.ts"
 
 const root = new URL("../../", import.meta.url).pathname
-const fixtures = new URL("../fixtures/apps/", import.meta.url).pathname
-const fixtureNames = [
-  "archy-fx-bitcoind",
-  "archy-fx-lnd",
-  "archy-fx-ui",
-  "archy-fx-worker-queue",
-  "archy-fx-worker"
-]
 const secretName = "bitcoin-rpc-password"
 const leaky = "archy-fx-leaky"
 const slow = { timeout: 120_000 }
@@ -82,7 +75,7 @@ describe.skipIf(skip !== undefined)("secrets never leak (real podman, private st
     while (Date.now() < deadline) {
       const r = await podman!.cliAsync(["ps", "--format", "{{.Names}}"])
       const up = new Set(r.stdout.split("\n").map((s) => s.trim()))
-      if (fixtureNames.every((n) => up.has(n))) return true
+      if (fixtureContainers.every((n) => up.has(n))) return true
       await sleep(250)
     }
     return false
@@ -96,7 +89,7 @@ describe.skipIf(skip !== undefined)("secrets never leak (real podman, private st
     podman.watchNetwork("archipelago")
     await podman.startService()
     appsDir = join(podman.dir, "apps")
-    await copyCatalog(fixtures, appsDir)
+    await copyCatalog(fixtureAppsDir, appsDir)
     stateDir = join(podman.dir, "state")
     mkdirSync(stateDir)
     daemon = await startDaemon({
@@ -139,7 +132,7 @@ describe.skipIf(skip !== undefined)("secrets never leak (real podman, private st
 
   it("podman inspect and podman ps of every container hold no secret value", slow, async () => {
     const ids = (await podman!.cliAsync(["ps", "-aq"])).stdout.split("\n").filter((s) => s.trim() !== "")
-    assert.isAtLeast(ids.length, fixtureNames.length)
+    assert.isAtLeast(ids.length, fixtureContainers.length)
     const inspected = await podman!.cliAsync(["container", "inspect", ...ids])
     assert.strictEqual(inspected.status, 0, inspected.stderr)
     const parsed = JSON.parse(inspected.stdout) as ReadonlyArray<{
@@ -148,7 +141,7 @@ describe.skipIf(skip !== undefined)("secrets never leak (real podman, private st
     }>
     assert.sameMembers(
       parsed.map((c) => c.Name),
-      fixtureNames
+      [...fixtureContainers]
     )
     // The searched text really is each container's full configuration.
     assert.isTrue(parsed.every((c) => c.Config.Env.length > 0))
@@ -182,7 +175,7 @@ describe.skipIf(skip !== undefined)("secrets never leak (real podman, private st
       }
       assert.sameMembers(
         status.apps.flatMap((a) => a.containers.map((c) => c.name)),
-        fixtureNames
+        [...fixtureContainers]
       )
       // A fresh node's plan writes both configs that hold or derive from the secret.
       const fresh = JSON.parse(outputs[4]![1].stdout) as {
