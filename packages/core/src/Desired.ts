@@ -20,6 +20,7 @@ import {
 } from "./Manifest.ts"
 import { labels } from "./Observed.ts"
 import { findRenderer } from "./Render/Renderers.ts"
+import type { ImageOverrides } from "./Upgrade.ts"
 
 /** The node-wide settings Desired depends on. */
 export interface NodeConfig {
@@ -175,15 +176,19 @@ export interface Desired {
 /** Default grace before SIGKILL: generous, since bitcoind flushes its UTXO cache on stop. */
 const defaultStopTimeoutMs = 30_000
 
-const resolveSource = (app: CatalogApp, c: ContainerManifest): ResolvedSource =>
-  c.build !== undefined
-    ? {
-        _tag: "Build",
-        ref: `localhost/archipelago/${c.name}:${app.manifest.version}`,
-        context: `${app.dir}/${c.build.context}`.replace(/\/\.$/, ""),
-        containerfile: c.build.containerfile ?? "Containerfile"
-      }
-    : { _tag: "Registry", ref: c.image! }
+const resolveSource = (app: CatalogApp, c: ContainerManifest, override?: string): ResolvedSource => {
+  const own: ResolvedSource =
+    c.build !== undefined
+      ? {
+          _tag: "Build",
+          ref: `localhost/archipelago/${c.name}:${app.manifest.version}`,
+          context: `${app.dir}/${c.build.context}`.replace(/\/\.$/, ""),
+          containerfile: c.build.containerfile ?? "Containerfile"
+        }
+      : { _tag: "Registry", ref: c.image! }
+  // An upgrade or rollback names the image to run instead (see Upgrade.ts).
+  return override === undefined || override === own.ref ? own : { _tag: "Registry", ref: override }
+}
 
 const containerSpec = (
   node: NodeConfig,
@@ -294,8 +299,11 @@ export const make = (input: {
   readonly node: NodeConfig
   readonly selection: Selection
   readonly secrets: ReadonlyMap<string, Redacted.Redacted<string>>
+  /** Images to run instead of the manifests' (upgrades and rollbacks), by app, then container. */
+  readonly imageOverrides?: ImageOverrides
 }): Desired => {
   const { catalog, node, selection, secrets } = input
+  const overrides = input.imageOverrides ?? {}
   const installed = new Set(selection.installed)
   const stopped = new Set(selection.stopped)
   const apps = catalog.apps.filter((a) => installed.has(a.manifest.id))
@@ -347,7 +355,7 @@ export const make = (input: {
         )
     )
     const containers = startOrder(m.containers).map((c): DesiredContainer => {
-      const source = resolveSource(app, c)
+      const source = resolveSource(app, c, overrides[m.id]?.[c.name])
       if (blocked === undefined && !images.has(source.ref)) images.set(source.ref, source)
       const spec = containerSpec(node, app, c, source)
       const consumes = filesByConsumer.get(c.name) ?? []
