@@ -26,6 +26,7 @@ import { writeAtomic } from "./AtomicFile.ts"
 import { CrashMemory } from "./CrashBackoff.ts"
 import { checkGates, HealthBook, overlayHealth } from "./Health.ts"
 import { SecretStore } from "./SecretStore.ts"
+import { UpgradeStore } from "./UpgradeStore.ts"
 
 /** What a pass works from: the catalog, the user's choices and the node's settings. */
 export interface PassInput {
@@ -57,11 +58,19 @@ const secretNames = (input: PassInput): ReadonlyArray<string> => {
   ]
 }
 
-/** Reads the secrets and derives Desired from them. */
+/** Reads the secrets (and the upgrade records, when kept) and derives Desired from them. */
 export const desiredNow = Effect.fn("Reconciler.desired")(function* (input: PassInput) {
   const store = yield* SecretStore
   const secrets = yield* store.read(secretNames(input))
-  return Desired.make({ catalog: input.catalog, node: input.node, selection: input.selection, secrets })
+  const upgrades = yield* Effect.serviceOption(UpgradeStore)
+  const imageOverrides = Option.isSome(upgrades) ? yield* upgrades.value.overrides : {}
+  return Desired.make({
+    catalog: input.catalog,
+    node: input.node,
+    selection: input.selection,
+    secrets,
+    imageOverrides
+  })
 })
 
 /** The rendered files the plan compares: bytes hashed, mode and owner, mtime. */
