@@ -9,3 +9,6 @@ export const busyboxV2 = "localhost/archy-test/busybox:2"
 
 /** Label on both images holding their version, "1" or "2". */
 export const versionLabel = "archy-test.version"
+
+/** busybox:2 plus /etc/archy-test-unhealthy (built by test/fixtures/build-images): fx-web's health check fails on it. */
+export const busyboxUnhealthy = "localhost/archy-test/busybox:2-unhealthy"

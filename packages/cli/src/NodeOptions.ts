@@ -9,6 +9,7 @@ import { Desired } from "@archy/core"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
 import { HealthBook } from "@archy/engine/Health"
 import { SecretStore } from "@archy/engine/SecretStore"
+import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import * as CliRuntime from "@archy/podman/CliRuntime"
 import * as LibpodRuntime from "@archy/podman/LibpodRuntime"
 import { parseMirrors } from "@archy/podman/Mirrors"
@@ -96,7 +97,7 @@ export const apiPortOf = (o: NodeOptions): number => {
 export const daemonOf = (o: NodeOptions) =>
   o.direct ? Effect.succeed(undefined) : findDaemon(stateDirOf(o), apiPortOf(o))
 
-/** PodmanRuntime, SecretStore, AdoptionStore and a HealthBook for this node. */
+/** PodmanRuntime, SecretStore, AdoptionStore, the upgrade records and a HealthBook for this node. */
 export const nodeLayer = (o: NodeOptions) => {
   const mirrors = parseMirrors(orEnv(o.mirrors, "ARCHY_REGISTRY_MIRRORS") ?? "")
   const endpoint = endpointOf(o)
@@ -109,6 +110,7 @@ export const nodeLayer = (o: NodeOptions) => {
     runtime,
     SecretStore.layer(`${stateDir}/secrets`),
     AdoptionStore.layer(`${stateDir}/adopted.json`),
+    UpgradeStore.layer(`${stateDir}/upgrades.json`),
     HealthBook.layer
   )
 }

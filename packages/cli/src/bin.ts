@@ -15,12 +15,13 @@ import { daemon } from "./commands/Daemon.ts"
 import { doctor } from "./commands/Doctor.ts"
 import { plan } from "./commands/Plan.ts"
 import { status } from "./commands/Status.ts"
+import { rollback, upgrade } from "./commands/Upgrade.ts"
 import { validate } from "./commands/Validate.ts"
 import { Reported } from "./Reported.ts"
 
 const archy = Command.make("archy").pipe(
   Command.withDescription("Archipelago node orchestrator"),
-  Command.withSubcommands([validate, plan, apply, status, daemon, doctor])
+  Command.withSubcommands([validate, plan, apply, status, daemon, doctor, upgrade, rollback])
 )
 
 const program = Command.run(archy, { version: "0.1.0" }).pipe(

@@ -74,6 +74,11 @@ const AppId = Schema.String.check(
 const NoParams = Schema.Record(Schema.String, Schema.Never)
 const IdParams = Schema.Struct({ id: AppId })
 const OptionalIdParams = Schema.Struct({ id: Schema.optionalKey(AppId) })
+const UpdateParams = Schema.Struct({
+  id: AppId,
+  image: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(512))),
+  container: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(128)))
+})
 
 class InvalidParams extends Data.TaggedError("InvalidParams")<{ readonly message: string }> {}
 
@@ -117,6 +122,13 @@ const methods: ReadonlyMap<string, Method> = new Map([
   method("package.start", IdParams, '{"id": <app id>}', (ops, p) => ops.start(p.id)),
   method("package.stop", IdParams, '{"id": <app id>}', (ops, p) => ops.stop(p.id)),
   method("package.restart", IdParams, '{"id": <app id>}', (ops, p) => ops.restart(p.id)),
+  method(
+    "package.update",
+    UpdateParams,
+    '{"id": <app id>, "image"?: <image reference>, "container"?: <container name>}',
+    (ops, p) => ops.update(p)
+  ),
+  method("package.rollback", IdParams, '{"id": <app id>}', (ops, p) => ops.rollback(p.id)),
   method("system.plan", NoParams, "no params", (ops) => ops.plan),
   method("system.reconcile", NoParams, "no params", (ops) => ops.reconcile),
   method("system.health", NoParams, "no params", (ops) => ops.health)

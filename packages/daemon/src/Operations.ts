@@ -38,11 +38,30 @@ export interface ContainerView {
   readonly backoffUntil?: string
 }
 
+/** The app's latest upgrade, as `package.status` shows it. */
+export interface UpgradeView {
+  readonly state: "pending" | "committed" | "failed" | "rolled-back"
+  readonly changes: ReadonlyArray<{ readonly container: string; readonly from: string; readonly to: string }>
+  readonly reason: string
+  readonly startedAt: string
+  readonly updatedAt: string
+}
+
 export interface PackageStatus {
   readonly id: string
   readonly installed: boolean
   readonly stopped: boolean
   readonly containers: ReadonlyArray<ContainerView>
+  readonly upgrade?: UpgradeView
+}
+
+/** What `package.update` and `package.rollback` answer. */
+export interface UpgradeOutcome {
+  readonly id: string
+  readonly outcome: "committed" | "failed" | "rolled-back" | "unchanged"
+  readonly changes: ReadonlyArray<{ readonly container: string; readonly from: string; readonly to: string }>
+  readonly reason: string
+  readonly actions: ReadonlyArray<ActionView>
 }
 
 export interface SystemHealth {
@@ -77,6 +96,18 @@ export class Operations extends Context.Service<
     readonly start: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
     readonly stop: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
     readonly restart: (id: string) => Effect.Effect<ReadonlyArray<ActionView>, OperationError>
+    /**
+     * Recreates the app's containers on a new image, holds them to the health gate, and goes
+     * back to the previous image when it fails; answers once that is decided.
+     */
+    readonly update: (request: {
+      readonly id: string
+      readonly image?: string
+      readonly container?: string
+    }) => Effect.Effect<UpgradeOutcome, OperationError>
+    readonly rollback: (id: string) => Effect.Effect<UpgradeOutcome, OperationError>
+    /** Finishes the upgrades a stopped daemon left pending (run once after start). */
+    readonly resumeUpgrades: Effect.Effect<void>
     /** The dry run: what a pass would do now. */
     readonly plan: Effect.Effect<ReadonlyArray<ActionView>, OperationError>
     /** A pass now (waits for a running one to finish first). */

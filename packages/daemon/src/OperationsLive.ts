@@ -15,6 +15,8 @@ import { CrashMemory } from "@archy/engine/CrashBackoff"
 import { HealthBook } from "@archy/engine/Health"
 import { type ActionReport, planNow } from "@archy/engine/Reconciler"
 import type { SecretStore } from "@archy/engine/SecretStore"
+import * as Upgrade from "@archy/engine/Upgrade"
+import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -22,7 +24,13 @@ import type * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import type * as Path from "effect/Path"
 import type { DaemonConfig, Daemon as DaemonHandle } from "./Daemon.ts"
-import { type ActionView, OperationError, Operations, type PackageStatus } from "./Operations.ts"
+import {
+  type ActionView,
+  OperationError,
+  Operations,
+  type PackageStatus,
+  type UpgradeOutcome
+} from "./Operations.ts"
 import { SelectionStore } from "./SelectionStore.ts"
 
 const view = (r: ActionReport): ActionView => ({
@@ -53,9 +61,17 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
       const health = yield* HealthBook
       const crashes = yield* CrashMemory
       const locks = yield* AppLocks
+      const upgrades = yield* UpgradeStore
       const startedAt = yield* Clock.currentTimeMillis
       const services = yield* Effect.context<
-        PodmanRuntime | SecretStore | AdoptionStore | HealthBook | FileSystem.FileSystem | Path.Path
+        | PodmanRuntime
+        | SecretStore
+        | AdoptionStore
+        | HealthBook
+        | AppLocks
+        | UpgradeStore
+        | FileSystem.FileSystem
+        | Path.Path
       >()
 
       const catalog = daemon.catalog.pipe(Effect.mapError(serverError))
@@ -117,8 +133,10 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
           const book = yield* health.all
           const crashState = yield* crashes.state
           const now = yield* Clock.currentTimeMillis
+          const records = yield* upgrades.all.pipe(Effect.mapError(serverError))
           const ids = id !== undefined ? [id] : sel.installed
           return ids.map((appId): PackageStatus => {
+            const record = records[appId]
             const manifest = c.apps.find((a) => a.manifest.id === appId)?.manifest
             const names = manifest?.containers.map((x) => x.name) ?? []
             const observed = snapshot.containers.filter((x) => x.labels[labels.app] === appId)
@@ -147,10 +165,45 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
                     : {}),
                   ...(backingOff ? { backoffUntil: new Date(crash.untilMs).toISOString() } : {})
                 }
-              })
+              }),
+              ...(record !== undefined
+                ? {
+                    upgrade: {
+                      state: record.state,
+                      changes: record.changes,
+                      reason: record.reason,
+                      startedAt: new Date(record.startedAtMs).toISOString(),
+                      updatedAt: new Date(record.updatedAtMs).toISOString()
+                    }
+                  }
+                : {})
             }
           })
         })
+
+      /** What an upgrade runs on: the catalog and selection now, and the daemon's own passes. */
+      const upgradeContext = Effect.gen(function* () {
+        const c = yield* catalog
+        const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))
+        const context: Upgrade.UpgradeContext<unknown> = {
+          catalog: c,
+          selection: sel,
+          node: config.node,
+          pass: (reason) => daemon.passNow(reason).pipe(Effect.map((p) => p.reports))
+        }
+        return context
+      })
+
+      const outcome = (r: Upgrade.UpgradeResult): UpgradeOutcome => ({
+        id: r.app,
+        outcome: r.outcome,
+        changes: r.changes,
+        reason: r.reason,
+        actions: r.actions.map(view)
+      })
+
+      const upgradeError = (e: Upgrade.UpgradeError) =>
+        new OperationError({ code: e.kind === "invalid" ? -32602 : -32000, message: e.message })
 
       return Operations.of({
         list: Effect.gen(function* () {
@@ -207,6 +260,44 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
             )
             return out
           }),
+        update: (request) =>
+          Effect.gen(function* () {
+            const ctx = yield* upgradeContext
+            const result = yield* Upgrade.upgrade(ctx, {
+              app: request.id,
+              ...(request.image !== undefined ? { image: request.image } : {}),
+              ...(request.container !== undefined ? { container: request.container } : {})
+            }).pipe(Effect.mapError(upgradeError))
+            yield* Effect.logInfo(`upgrade ${request.id}: ${result.outcome}: ${result.reason}`)
+            return outcome(result)
+          }).pipe(Effect.provideContext(services)),
+        rollback: (id) =>
+          Effect.gen(function* () {
+            const ctx = yield* upgradeContext
+            const result = yield* Upgrade.rollback(ctx, id).pipe(Effect.mapError(upgradeError))
+            yield* Effect.logInfo(`rollback ${id}: ${result.reason}`)
+            return outcome(result)
+          }).pipe(Effect.provideContext(services)),
+        resumeUpgrades: Effect.gen(function* () {
+          const apps = yield* Upgrade.pendingApps
+          yield* Effect.forEach(
+            apps,
+            (app) =>
+              Effect.gen(function* () {
+                yield* Effect.logInfo(`upgrade ${app}: left pending by the last run; judging it again`)
+                const ctx = yield* upgradeContext
+                const result = yield* Upgrade.resume(ctx, app)
+                if (result !== undefined)
+                  yield* Effect.logInfo(`upgrade ${app}: ${result.outcome}: ${result.reason}`)
+              }).pipe(
+                Effect.catch((e) => Effect.logError(`upgrade ${app}: could not be resumed: ${e.message}`))
+              ),
+            { concurrency: "unbounded", discard: true }
+          )
+        }).pipe(
+          Effect.catch((e) => Effect.logError(`pending upgrades: ${e.message}`)),
+          Effect.provideContext(services)
+        ),
         plan: Effect.gen(function* () {
           const c = yield* catalog
           const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))

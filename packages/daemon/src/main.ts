@@ -10,7 +10,9 @@ import { AppLocks } from "@archy/engine/AppLocks"
 import { CrashMemory } from "@archy/engine/CrashBackoff"
 import { HealthBook } from "@archy/engine/Health"
 import { SecretStore } from "@archy/engine/SecretStore"
+import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import type { PodmanRuntime } from "@archy/podman/PodmanRuntime"
+import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
@@ -18,6 +20,7 @@ import * as Layer from "effect/Layer"
 import type * as Path from "effect/Path"
 import { ensureToken, serve } from "./Api.ts"
 import * as Daemon from "./Daemon.ts"
+import { Operations } from "./Operations.ts"
 import * as OperationsLive from "./OperationsLive.ts"
 import { SelectionStore } from "./SelectionStore.ts"
 
@@ -40,6 +43,7 @@ export const servicesLayer = (stateDir: string) =>
     SecretStore.layer(`${stateDir}/secrets`),
     AdoptionStore.layer(`${stateDir}/adopted.json`),
     SelectionStore.layer(`${stateDir}/selection.json`),
+    UpgradeStore.layer(`${stateDir}/upgrades.json`),
     HealthBook.layer,
     CrashMemory.layer,
     AppLocks.layer
@@ -59,10 +63,11 @@ export const run = (options: DaemonOptions) =>
       }
       const daemon = yield* Daemon.make(config)
       const token = yield* ensureToken
-      const { port } = yield* serve({ port: options.port, token }).pipe(
-        Effect.provide(OperationsLive.layer(daemon, config))
-      )
+      const operations = yield* Layer.build(OperationsLive.layer(daemon, config))
+      const { port } = yield* serve({ port: options.port, token }).pipe(Effect.provideContext(operations))
       yield* daemon.start
+      // An upgrade a stopped daemon left pending is judged again (after the boot pass it waits for).
+      yield* Effect.forkScoped(Context.get(operations, Operations).resumeUpgrades)
       yield* Effect.logInfo(`daemon ready: API on 127.0.0.1:${port}, catalog ${options.appsDir}`)
       if (options.onReady !== undefined) yield* options.onReady({ port })
       return yield* Effect.never

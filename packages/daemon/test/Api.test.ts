@@ -51,6 +51,15 @@ const fakeOperations = (calls: Array<string>) => {
       start: actions("start"),
       stop: actions("stop"),
       restart: actions("restart"),
+      update: (request) =>
+        record(`update(${request.id},${request.image ?? ""},${request.container ?? ""})`).pipe(
+          Effect.as({ id: request.id, outcome: "unchanged" as const, changes: [], reason: "", actions: [] })
+        ),
+      rollback: (id) =>
+        record(`rollback(${id})`).pipe(
+          Effect.as({ id, outcome: "rolled-back" as const, changes: [], reason: "", actions: [] })
+        ),
+      resumeUpgrades: Effect.void,
       plan: record("plan()").pipe(Effect.as([action])),
       reconcile: record("reconcile()").pipe(Effect.as([])),
       health: record("health()").pipe(

@@ -1,0 +1,151 @@
+/**
+ * `archy upgrade APP [--image REF] [--container NAME]` and `archy rollback APP`: through the
+ * daemon when one runs for the state dir (`package.update`, `package.rollback`), else (or with
+ * `--direct`) on podman directly with passes of their own. An upgrade recreates the app's
+ * containers on the new image (the manifest's where they run another, or REF), waits for the
+ * health gate, and goes back to the previous image when it fails; exit 1 then, with the reason.
+ */
+import { Action } from "@archy/core"
+import type { UpgradeOutcome } from "@archy/daemon/Operations"
+import type { HealthBook } from "@archy/engine/Health"
+import { reconcileUntilSettled } from "@archy/engine/Reconciler"
+import * as Upgrade from "@archy/engine/Upgrade"
+import type { UpgradeStore } from "@archy/engine/UpgradeStore"
+import type { PodmanRuntime } from "@archy/podman/PodmanRuntime"
+import * as Console from "effect/Console"
+import * as Context from "effect/Context"
+import { Argument, Command, Flag } from "effect/cli"
+import * as Effect from "effect/Effect"
+import type * as FileSystem from "effect/FileSystem"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Path from "effect/Path"
+import { loadCatalogOrReport, resolveAppsDir } from "../CatalogInput.ts"
+import { call } from "../DaemonClient.ts"
+import { daemonOf, type NodeOptions, nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
+import { Reported } from "../Reported.ts"
+import { selectionOf } from "../Selection.ts"
+
+const app = Argument.String("app").pipe(Argument.withDescription("The app's id"))
+
+const print = (o: UpgradeOutcome) =>
+  Effect.gen(function* () {
+    for (const a of o.actions) {
+      yield* Console.log(
+        `${(a.outcome ?? "").padEnd(8)} ${a.kind} ${a.target}: ${a.cause}${a.detail !== undefined ? ` (${a.detail})` : ""}`
+      )
+    }
+    for (const c of o.changes) yield* Console.log(`${c.container}: ${c.from} -> ${c.to}`)
+    yield* Console.log(`${o.id}: ${o.outcome}: ${o.reason}`)
+    if (o.outcome === "failed") return yield* new Reported()
+  })
+
+const viewOf = (r: Upgrade.UpgradeResult): UpgradeOutcome => ({
+  id: r.app,
+  outcome: r.outcome,
+  changes: r.changes,
+  reason: r.reason,
+  actions: r.actions.map((x) => ({
+    kind: Action.kindName(x.action._tag),
+    target: x.action.target,
+    cause: x.action.cause,
+    outcome:
+      x.outcome._tag === "Done"
+        ? "done"
+        : x.outcome._tag === "Failed"
+          ? "failed"
+          : x.outcome._tag === "Skipped"
+            ? "skipped"
+            : "waiting",
+    ...(x.outcome._tag === "Failed" ? { detail: x.outcome.error } : {})
+  }))
+})
+
+const reportFailure = (e: { readonly message: string }) =>
+  Effect.andThen(Console.error(`archy: ${e.message}`), Effect.fail(new Reported()))
+
+/** Runs `f` on podman directly: the catalog's default selection, passes of this process. */
+const direct = <A>(
+  options: NodeOptions,
+  f: (
+    ctx: Upgrade.UpgradeContext<unknown>
+  ) => Effect.Effect<A, Upgrade.UpgradeError, PodmanRuntime | UpgradeStore | HealthBook>
+) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(options.apps))
+      const input = { catalog, selection: selectionOf(catalog), node: nodeConfigOf(options) }
+      const platform = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+      const services = Context.merge(platform, yield* Layer.build(nodeLayer(options)))
+      const ctx: Upgrade.UpgradeContext<unknown> = {
+        ...input,
+        pass: () =>
+          reconcileUntilSettled(input).pipe(
+            Effect.map((r) => r.reports),
+            Effect.provideContext(services)
+          )
+      }
+      return yield* f(ctx).pipe(Effect.catch(reportFailure), Effect.provideContext(services))
+    })
+  )
+
+export const upgrade = Command.make(
+  "upgrade",
+  {
+    ...nodeFlags,
+    app,
+    image: Flag.String("image").pipe(
+      Flag.withDescription("The image to run (default: the manifest's, where the container runs another)"),
+      Flag.optional
+    ),
+    container: Flag.String("container").pipe(
+      Flag.withDescription("Upgrade only this container of the app (needed with --image for several)"),
+      Flag.optional
+    )
+  },
+  Effect.fn(function* (options) {
+    const image = Option.getOrUndefined(options.image)
+    const container = Option.getOrUndefined(options.container)
+    const running = yield* daemonOf(options)
+    if (running !== undefined) {
+      const result = (yield* call(
+        "package.update",
+        {
+          id: options.app,
+          ...(image !== undefined ? { image } : {}),
+          ...(container !== undefined ? { container } : {})
+        },
+        running
+      ).pipe(Effect.catch(reportFailure))) as UpgradeOutcome
+      return yield* print(result)
+    }
+    const result = yield* direct(options, (ctx) =>
+      Upgrade.upgrade(ctx, {
+        app: options.app,
+        ...(image !== undefined ? { image } : {}),
+        ...(container !== undefined ? { container } : {})
+      })
+    )
+    return yield* print(viewOf(result))
+  })
+).pipe(
+  Command.withDescription(
+    "Recreate an app's containers on a new image; go back to the previous one when it does not get healthy"
+  )
+)
+
+export const rollback = Command.make(
+  "rollback",
+  { ...nodeFlags, app },
+  Effect.fn(function* (options) {
+    const running = yield* daemonOf(options)
+    if (running !== undefined) {
+      const result = (yield* call("package.rollback", { id: options.app }, running).pipe(
+        Effect.catch(reportFailure)
+      )) as UpgradeOutcome
+      return yield* print(result)
+    }
+    const result = yield* direct(options, (ctx) => Upgrade.rollback(ctx, options.app))
+    return yield* print(viewOf(result))
+  })
+).pipe(Command.withDescription("Go back to the images an app ran before its last upgrade"))
