@@ -14,6 +14,7 @@ import { apply } from "./commands/Apply.ts"
 import { daemon } from "./commands/Daemon.ts"
 import { doctor } from "./commands/Doctor.ts"
 import { plan } from "./commands/Plan.ts"
+import { release } from "./commands/Release.ts"
 import { status } from "./commands/Status.ts"
 import { rollback, upgrade } from "./commands/Upgrade.ts"
 import { validate } from "./commands/Validate.ts"
@@ -21,7 +22,7 @@ import { Reported } from "./Reported.ts"
 
 const archy = Command.make("archy").pipe(
   Command.withDescription("Archipelago node orchestrator"),
-  Command.withSubcommands([validate, plan, apply, status, daemon, doctor, upgrade, rollback])
+  Command.withSubcommands([validate, plan, apply, status, daemon, doctor, upgrade, rollback, release])
 )
 
 const program = Command.run(archy, { version: "0.1.0" }).pipe(
