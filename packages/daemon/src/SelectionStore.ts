@@ -56,7 +56,7 @@ export class SelectionStore extends Context.Service<
             Effect.provideContext(platform),
             Effect.mapError((e) => fail(e.message))
           )
-        const get = (catalog: Catalog) =>
+        const read = (catalog: Catalog) =>
           Effect.gen(function* () {
             const exists = yield* fs.exists(file).pipe(Effect.mapError((e) => fail(e.message)))
             if (!exists) {
@@ -73,11 +73,13 @@ export class SelectionStore extends Context.Service<
             }
             return decoded.success as Desired.Selection
           })
-        // Read-modify-write, one at a time: two installs at once must both stick.
+        // Read-modify-write, one at a time: two installs at once must both stick. Reads take the
+        // lock too: the first start's defaults, written by a read, must not land over an install.
         const lock = yield* Semaphore.make(1)
+        const get = (catalog: Catalog) => read(catalog).pipe(lock.withPermits(1))
         const update = (catalog: Catalog, f: (s: Desired.Selection) => Desired.Selection) =>
           Effect.gen(function* () {
-            const next = f(yield* get(catalog))
+            const next = f(yield* read(catalog))
             const normalized = {
               installed: [...new Set(next.installed)].sort(),
               stopped: [...new Set(next.stopped)].filter((id) => next.installed.includes(id)).sort()
