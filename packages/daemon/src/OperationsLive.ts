@@ -20,6 +20,7 @@ import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import type * as FileSystem from "effect/FileSystem"
 import * as Layer from "effect/Layer"
 import type * as Path from "effect/Path"
@@ -62,6 +63,11 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
       const crashes = yield* CrashMemory
       const locks = yield* AppLocks
       const upgrades = yield* UpgradeStore
+      // Upgrades run in the daemon's scope, not the caller's: a client that stops waiting (or the
+      // API's method timeout) must not leave an upgrade half done; it goes on to its verdict.
+      const scope = yield* Effect.scope
+      const detached = <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.flatMap(Effect.forkIn(effect, scope), Fiber.join)
       const startedAt = yield* Clock.currentTimeMillis
       const services = yield* Effect.context<
         | PodmanRuntime
@@ -261,23 +267,27 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
             return out
           }),
         update: (request) =>
-          Effect.gen(function* () {
-            const ctx = yield* upgradeContext
-            const result = yield* Upgrade.upgrade(ctx, {
-              app: request.id,
-              ...(request.image !== undefined ? { image: request.image } : {}),
-              ...(request.container !== undefined ? { container: request.container } : {})
-            }).pipe(Effect.mapError(upgradeError))
-            yield* Effect.logInfo(`upgrade ${request.id}: ${result.outcome}: ${result.reason}`)
-            return outcome(result)
-          }).pipe(Effect.provideContext(services)),
+          detached(
+            Effect.gen(function* () {
+              const ctx = yield* upgradeContext
+              const result = yield* Upgrade.upgrade(ctx, {
+                app: request.id,
+                ...(request.image !== undefined ? { image: request.image } : {}),
+                ...(request.container !== undefined ? { container: request.container } : {})
+              }).pipe(Effect.mapError(upgradeError))
+              yield* Effect.logInfo(`upgrade ${request.id}: ${result.outcome}: ${result.reason}`)
+              return outcome(result)
+            }).pipe(Effect.provideContext(services))
+          ),
         rollback: (id) =>
-          Effect.gen(function* () {
-            const ctx = yield* upgradeContext
-            const result = yield* Upgrade.rollback(ctx, id).pipe(Effect.mapError(upgradeError))
-            yield* Effect.logInfo(`rollback ${id}: ${result.reason}`)
-            return outcome(result)
-          }).pipe(Effect.provideContext(services)),
+          detached(
+            Effect.gen(function* () {
+              const ctx = yield* upgradeContext
+              const result = yield* Upgrade.rollback(ctx, id).pipe(Effect.mapError(upgradeError))
+              yield* Effect.logInfo(`rollback ${id}: ${result.reason}`)
+              return outcome(result)
+            }).pipe(Effect.provideContext(services))
+          ),
         resumeUpgrades: Effect.gen(function* () {
           const apps = yield* Upgrade.pendingApps
           yield* Effect.forEach(
