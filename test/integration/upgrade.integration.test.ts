@@ -276,4 +276,43 @@ describe.skipIf(skip !== undefined)("app upgrades against real podman (private s
     )
     await assertDataKept()
   })
+
+  it("without a daemon, --direct upgrades and rolls back with passes of its own", slow, async () => {
+    for (const d of daemons) {
+      d.kill()
+      await d.exit
+    }
+    // Direct runs use the catalog's default selection: make fx-web one of it.
+    const manifest = join(appsDir, app, "manifest.yml")
+    writeFileSync(manifest, `${readFileSync(manifest, "utf8")}defaultInstalled: true\n`)
+    const archy = (args: ReadonlyArray<string>) =>
+      run(
+        join(repoRoot, "bin/archy"),
+        [...args, "--direct", "--state-dir", stateDir, "--apps", appsDir, "--socket", podman!.socketPath],
+        { timeoutMs: 150_000 }
+      )
+    const up = await archy(["upgrade", app, "--image", busyboxV2])
+    assert.strictEqual(up.code, 0, `${up.stdout}\n${up.stderr}`)
+    assert.match(up.stdout, /fx-web: committed: archy-fx-web passed its health check/)
+    assert.deepInclude(await inspect(), { image: busyboxV2, state: "running" })
+    const status = await archy(["status", "--json"])
+    const apps = JSON.parse(status.stdout) as {
+      apps: ReadonlyArray<{ id: string; containers: ReadonlyArray<{ current?: boolean }>; upgrade?: Record_ }>
+    }
+    assert.strictEqual(apps.apps[0]?.containers[0]?.current, true, status.stdout)
+    assert.strictEqual(apps.apps[0]?.upgrade?.state, "committed")
+
+    const back = await archy(["rollback", app])
+    assert.strictEqual(back.code, 0, `${back.stdout}\n${back.stderr}`)
+    assert.match(back.stdout, /fx-web: rolled-back: rolled back on request/)
+    assert.deepInclude(await inspect(), { image: busyboxV1, state: "running" })
+    const text = await archy(["status"])
+    assert.match(text.stdout, /fx-web\s+\(upgrade\)\s+rolled-back\s+rolled back on request/)
+
+    const bad = await archy(["upgrade", app, "--image", "localhost/archy-test/absent:1"])
+    assert.strictEqual(bad.code, 1)
+    assert.match(bad.stderr, /cannot pull localhost\/archy-test\/absent:1: .*nothing was changed/)
+    assert.deepInclude(await inspect(), { image: busyboxV1, state: "running" })
+    await assertDataKept()
+  })
 })

@@ -3,8 +3,9 @@
  * code, since when, whether the spec is current), plus containers the manifests want that do
  * not exist. `--json` prints `{"apps":[{"id","containers":[{"name","state",…}]}]}`.
  */
-import { Desired, Observed } from "@archy/core"
+import { Desired, Observed, Upgrade } from "@archy/core"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
+import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
 import * as Console from "effect/Console"
 import { Command, Flag } from "effect/cli"
@@ -28,9 +29,17 @@ export interface ContainerStatus {
   readonly current?: boolean
 }
 
+/** The app's latest upgrade (`upgrades.json`). */
+export interface UpgradeStatus {
+  readonly state: string
+  readonly reason: string
+  readonly changes: ReadonlyArray<{ readonly container: string; readonly from: string; readonly to: string }>
+}
+
 export interface AppStatus {
   readonly id: string
   readonly containers: ReadonlyArray<ContainerStatus>
+  readonly upgrade?: UpgradeStatus
 }
 
 /** Joins what should exist with what podman shows; pure, for tests. */
@@ -85,24 +94,35 @@ export const status = Command.make(
       // The daemon knows more than podman: health verdicts and crash backoff, with reasons.
       const result = (yield* call("package.status", undefined, running).pipe(
         Effect.catch((e) => Effect.andThen(Console.error(`archy: ${e.message}`), Effect.fail(new Reported())))
-      )) as ReadonlyArray<{ readonly id: string; readonly containers: ReadonlyArray<ContainerStatus> }>
-      const apps = result.map((a) => ({ id: a.id, containers: a.containers }))
+      )) as ReadonlyArray<AppStatus>
+      const apps = result.map((a) => ({
+        id: a.id,
+        containers: a.containers,
+        ...(a.upgrade !== undefined ? { upgrade: a.upgrade } : {})
+      }))
       yield* print(apps, options.json)
       return
     }
     const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(options.apps))
+    const { containers, upgrades } = yield* Effect.gen(function* () {
+      const runtime = yield* PodmanRuntime
+      const adoption = yield* AdoptionStore
+      const upgrades = yield* (yield* UpgradeStore).all
+      return { containers: yield* adoption.overlay((yield* runtime.observe).containers), upgrades }
+    }).pipe(Effect.provide(nodeLayer(options)))
+    // Upgraded apps run their recorded images: current, not "spec changed".
     const desired = Desired.make({
       catalog,
       node: nodeConfigOf(options),
       selection: selectionOf(catalog),
-      secrets: new Map()
+      secrets: new Map(),
+      imageOverrides: Upgrade.overridesOf(upgrades)
     })
-    const containers = yield* Effect.gen(function* () {
-      const runtime = yield* PodmanRuntime
-      const adoption = yield* AdoptionStore
-      return yield* adoption.overlay((yield* runtime.observe).containers)
-    }).pipe(Effect.provide(nodeLayer(options)))
-    yield* print(statusOf(desired, containers), options.json)
+    const apps = statusOf(desired, containers).map((a) => {
+      const u = upgrades[a.id]
+      return u === undefined ? a : { ...a, upgrade: { state: u.state, reason: u.reason, changes: u.changes } }
+    })
+    yield* print(apps, options.json)
   })
 ).pipe(
   Command.withDescription("Show each app's containers and their state (through the daemon when it runs)")
@@ -114,7 +134,13 @@ const print = (apps: ReadonlyArray<AppStatus>, json: boolean) =>
       yield* Console.log(JSON.stringify({ apps }, null, 2))
       return
     }
-    const rows = apps.flatMap((a) => a.containers.map((c) => [a.id, c.name, c.state, describe(c)] as const))
+    const rows = apps.flatMap((a) => [
+      ...a.containers.map((c) => [a.id, c.name, c.state, describe(c)] as const),
+      // A committed upgrade is the normal state; one under way or gone back is worth a line.
+      ...(a.upgrade !== undefined && a.upgrade.state !== "committed"
+        ? [[a.id, "(upgrade)", a.upgrade.state, a.upgrade.reason] as const]
+        : [])
+    ])
     const w = [0, 1, 2].map((k) =>
       Math.max(["APP", "CONTAINER", "STATE"][k]!.length, ...rows.map((r) => r[k]!.length))
     )
