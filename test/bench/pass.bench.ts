@@ -11,6 +11,9 @@
  *   (c) naive  one `podman inspect NAME` process per container, one after another, as the old
  *              bash scripts observed the node.
  *
+ * The pass includes the FM6 check (podman's state DB against storage's containers.json, read
+ * as a file); its own cost is measured too, as (d), and any deeper look it takes counts as a call.
+ *
  * Goals: exactly 1 podman call per steady pass; pass/list <= 1.5 (the engine's own work costs
  * less than half a list call); naive/pass >= 10. Exits 1 when a goal fails, or when the setup
  * does not reach a steady state.
@@ -40,6 +43,7 @@ import { type PassInput, planNow, reconcileOnce } from "@archy/engine/Reconciler
 import { SecretStore } from "@archy/engine/SecretStore"
 import * as LibpodRuntime from "@archy/podman/LibpodRuntime"
 import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
+import * as PodmanState from "@archy/podman/PodmanState"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -214,6 +218,7 @@ const run = async (made: Made): Promise<boolean> => {
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(
       LibpodRuntime.layer({ socketPath }),
+      PodmanState.layer({ socketPath }),
       SecretStore.layer(join(stateDir, "secrets")),
       AdoptionStore.layer(join(stateDir, "adopted.json")),
       HealthBook.layer
@@ -272,14 +277,35 @@ const run = async (made: Made): Promise<boolean> => {
 
   const steadyPass = Effect.gen(function* () {
     const podmanRuntime = yield* PodmanRuntime
-    const before = yield* podmanRuntime.calls
+    const state = yield* PodmanState.PodmanState
+    const before = (yield* podmanRuntime.calls) + (yield* state.deepLooks)
     const t0 = performance.now()
     const reports = yield* reconcileOnce(input)
     const ms = performance.now() - t0
-    return { ms, calls: (yield* podmanRuntime.calls) - before, reports }
+    const after = (yield* podmanRuntime.calls) + (yield* state.deepLooks)
+    return { ms, calls: after - before, reports }
   })
 
-  const samples = { pass: [] as Array<number>, list: [] as Array<number>, naive: [] as Array<number> }
+  /** The FM6 check alone, against the pass's own list (what observe hands it). */
+  const listedNow = (await runtime.runPromise(planNow(input))).observed.containers
+  const stateCheck = Effect.gen(function* () {
+    const state = yield* PodmanState.PodmanState
+    const t0 = performance.now()
+    const orphans = yield* state.orphans(listedNow, new Set(names))
+    const ms = performance.now() - t0
+    if (orphans.length > 0)
+      return yield* Effect.die(
+        new BenchError(`orphans on a healthy node: ${orphans.map((o) => o.name).join(", ")}`)
+      )
+    return ms
+  })
+
+  const samples = {
+    pass: [] as Array<number>,
+    list: [] as Array<number>,
+    naive: [] as Array<number>,
+    state: [] as Array<number>
+  }
   const callsPerPass = new Set<number>()
 
   const measurePass = async (keep: boolean) => {
@@ -325,6 +351,7 @@ const run = async (made: Made): Promise<boolean> => {
       }
     }
     measureNaive(true)
+    for (let k = 0; k < PER_ROUND; k++) samples.state.push(await runtime.runPromise(stateCheck))
   }
 
   // --- report ---------------------------------------------------------------------------------
@@ -358,7 +385,8 @@ const run = async (made: Made): Promise<boolean> => {
   const rows = [
     ["(a) pass   reconcileOnce, steady, libpod", samples.pass],
     ["(b) list   GET /libpod/containers/json?all=true", samples.list],
-    [`(c) naive  podman inspect NAME x ${CONTAINERS}, sequential`, samples.naive]
+    [`(c) naive  podman inspect NAME x ${CONTAINERS}, sequential`, samples.naive],
+    ["(d) FM6    state DB vs storage containers.json (in (a))", samples.state]
   ] as const
   const cells = rows.map(([label, xs]) => [
     label,

@@ -13,6 +13,7 @@ import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import * as CliRuntime from "@archy/podman/CliRuntime"
 import * as LibpodRuntime from "@archy/podman/LibpodRuntime"
 import { parseMirrors } from "@archy/podman/Mirrors"
+import * as PodmanState from "@archy/podman/PodmanState"
 import { discoverSocket } from "@archy/podman/Socket"
 import { Flag } from "effect/cli"
 import * as Effect from "effect/Effect"
@@ -97,7 +98,10 @@ export const apiPortOf = (o: NodeOptions): number => {
 export const daemonOf = (o: NodeOptions) =>
   o.direct ? Effect.succeed(undefined) : findDaemon(stateDirOf(o), apiPortOf(o))
 
-/** PodmanRuntime, SecretStore, AdoptionStore, the upgrade records and a HealthBook for this node. */
+/**
+ * PodmanRuntime, PodmanState (FM6 detection and repair), SecretStore, AdoptionStore, the
+ * upgrade records and a HealthBook for this node.
+ */
 export const nodeLayer = (o: NodeOptions) => {
   const mirrors = parseMirrors(orEnv(o.mirrors, "ARCHY_REGISTRY_MIRRORS") ?? "")
   const endpoint = endpointOf(o)
@@ -108,6 +112,7 @@ export const nodeLayer = (o: NodeOptions) => {
   const stateDir = stateDirOf(o)
   return Layer.mergeAll(
     runtime,
+    PodmanState.layer("socket" in endpoint ? { socketPath: endpoint.socket } : {}),
     SecretStore.layer(`${stateDir}/secrets`),
     AdoptionStore.layer(`${stateDir}/adopted.json`),
     UpgradeStore.layer(`${stateDir}/upgrades.json`),

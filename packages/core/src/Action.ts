@@ -30,6 +30,12 @@ export type Action = Data.TaggedEnum<{
     readonly container: DesiredContainer
     readonly specMatches: boolean
   }
+  /**
+   * FM6: stop and clean a container podman's state DB lost but storage or the runtime still
+   * holds (runtime kill and delete, conmon, network namespace and IP, storage), so its name can
+   * be created again. Never images, volumes or app data.
+   */
+  CleanOrphan: Base & { readonly containerId: string; readonly name: string }
   /** Nothing to do yet; the cause says what it waits for. */
   Wait: Base
 }>

@@ -79,6 +79,18 @@ export const Backoff = Schema.Struct({
 })
 export type Backoff = typeof Backoff.Type
 
+/**
+ * FM6: a container podman's storage holds (and its OCI runtime may still run) that podman's state
+ * DB does not list, e.g. after `bolt_state.db` was lost. Its name blocks a new container.
+ */
+export const OrphanContainer = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  /** What still holds it: `storage`, `storage, running as pid 123 under conmon 120`. */
+  detail: Schema.String
+})
+export type OrphanContainer = typeof OrphanContainer.Type
+
 export const Observed = Schema.Struct({
   containers: Schema.Array(ObservedContainer),
   images: Schema.Array(ObservedImage),
@@ -86,7 +98,8 @@ export const Observed = Schema.Struct({
   /** Names of the canonical secrets that exist (never their values). */
   secrets: Schema.Array(Schema.String),
   files: Schema.Array(ObservedFile),
-  backoff: Schema.optionalKey(Schema.Array(Backoff))
+  backoff: Schema.optionalKey(Schema.Array(Backoff)),
+  orphans: Schema.optionalKey(Schema.Array(OrphanContainer))
 })
 export type Observed = typeof Observed.Type
 

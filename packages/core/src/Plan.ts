@@ -4,7 +4,8 @@
  * inputs always give the same actions in the same order.
  *
  * Shape of a plan:
- *   1. node-wide prerequisites: the network, canonical secrets, images;
+ *   1. node-wide prerequisites: orphans podman's state DB lost (FM6) cleaned, the network,
+ *      canonical secrets, images;
  *   2. teardown, in reverse dependency order: containers that are ours but no longer wanted,
  *      duplicates, and stops;
  *   3. bring-up, in dependency order, app by app: rendered files, then each container
@@ -63,7 +64,18 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
   const teardown: Array<Action> = []
   const bringUp: Array<Action> = []
 
-  // 1. Network, secrets, images.
+  // 1. Orphans first: until they are gone their names cannot be created again.
+  for (const o of [...(observed.orphans ?? [])].sort((a, b) => compare(a.name, b.name))) {
+    prerequisites.push(
+      Action.CleanOrphan({
+        target: containerTarget(o.name),
+        cause: `podman's state DB does not list container ${o.name} (${o.id.slice(0, 12)}), but its ${o.detail}`,
+        containerId: o.id,
+        name: o.name
+      })
+    )
+  }
+  // Network, secrets, images.
   const net = observed.networks.find((n) => n.name === desired.network.name)
   if (net === undefined) {
     prerequisites.push(

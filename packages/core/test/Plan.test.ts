@@ -133,6 +133,29 @@ describe("plan", () => {
     assert.strictEqual(actions[2]!.cause, "container archy-lnd-ui is exited (exit code 137)")
   })
 
+  it("cleans what podman's state DB lost before creating it again (FM6)", () => {
+    const id = "a".repeat(64)
+    let n = withContainer(converged, "archy-bitcoin-ui", () => undefined)
+    n = {
+      ...n,
+      observed: {
+        ...n.observed,
+        orphans: [{ id, name: "archy-bitcoin-ui", detail: "storage still holds it" }]
+      }
+    }
+    const actions = planFor(n)
+    assert.deepStrictEqual(lines(actions), [
+      "clean-orphan container:archy-bitcoin-ui",
+      "create container:archy-bitcoin-ui",
+      "start container:archy-bitcoin-ui"
+    ])
+    assert.strictEqual(
+      actions[0]!.cause,
+      "podman's state DB does not list container archy-bitcoin-ui (aaaaaaaaaaaa), but its storage still holds it"
+    )
+    assert.deepStrictEqual(lines(planFor(applyPlan(n, actions, now))), [])
+  })
+
   it("rewrites a drifted bitcoin.conf and restarts exactly its consumer (FM2)", () => {
     const n: ModelNode = {
       ...converged,

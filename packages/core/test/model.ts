@@ -95,6 +95,11 @@ export const applyAction = (node: ModelNode, action: Action, now: number): Model
         observed: { ...o, files: [...o.files.filter((f) => f.path !== action.file.path), file] }
       }
     }
+    case "CleanOrphan":
+      return {
+        ...node,
+        observed: { ...o, orphans: (o.orphans ?? []).filter((x) => x.id !== action.containerId) }
+      }
     case "Create":
       return withContainers([...o.containers, created(action.container, freshId())])
     case "Recreate":

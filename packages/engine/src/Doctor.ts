@@ -5,6 +5,8 @@
  *   gateway (on some podman versions `host.containers.internal` resolved to the LAN gateway);
  *   the `archipelago` network must have its subnet and gateway; every managed container must
  *   resolve `host.archipelago` to that gateway.
+ * - FM6: podman's storage must not hold containers its state DB does not list (the DB was lost:
+ *   podman then lists nothing while the old containers still run and hold their names).
  * - Secret exposure: no managed container may carry a canonical secret's value in its env, args
  *   or labels (readable by anyone with `podman inspect`). Findings name the container and the
  *   secret, never the value.
@@ -14,13 +16,15 @@
 import type * as Desired from "@archy/core/Desired"
 import { labels as ourLabels } from "@archy/core/Observed"
 import { type ContainerDetails, PodmanRuntime } from "@archy/podman/PodmanRuntime"
+import { type Orphan, PodmanState } from "@archy/podman/PodmanState"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { SecretStore } from "./SecretStore.ts"
 
 export interface Finding {
-  readonly check: "containers.conf" | "network" | "hosts" | "secrets" | "podman"
+  readonly check: "containers.conf" | "network" | "hosts" | "secrets" | "podman" | "podman state"
   readonly ok: boolean
   readonly message: string
   readonly fix?: string
@@ -109,6 +113,20 @@ export const checkHosts = (
         }
   })
 
+export const checkPodmanState = (orphans: ReadonlyArray<Orphan>): Finding =>
+  orphans.length === 0
+    ? {
+        check: "podman state",
+        ok: true,
+        message: "podman's state DB lists every container its storage holds"
+      }
+    : {
+        check: "podman state",
+        ok: false,
+        message: `podman's state DB does not list ${orphans.length} container(s) its storage holds (was libpod/bolt_state.db lost?): ${orphans.map((o) => `${o.name} (${o.id.slice(0, 12)}: ${o.detail})`).join("; ")}`,
+        fix: "archy apply or the daemon's next pass cleans them (runtime, conmon, network, storage; never images, volumes or app data) and recreates them from the manifests; never podman system reset"
+      }
+
 /** Secrets shorter than this are not searched for: they would match by chance. */
 const minSecretLength = 8
 
@@ -184,6 +202,19 @@ export const diagnose = Effect.fn("Doctor.diagnose")(function* (options: {
     return findings
   }
   findings.push(checkNetwork(snapshot.success.networks, options.network))
+  const state = yield* Effect.serviceOption(PodmanState)
+  if (Option.isSome(state)) {
+    const orphans = yield* state.value.orphans(snapshot.success.containers).pipe(Effect.result)
+    findings.push(
+      orphans._tag === "Success"
+        ? checkPodmanState(orphans.success)
+        : {
+            check: "podman state",
+            ok: false,
+            message: `cannot compare podman's state with its storage: ${orphans.failure.message}`
+          }
+    )
+  }
   const managed = snapshot.success.containers.filter((c) => c.labels[ourLabels.app] !== undefined)
   const details: Array<ContainerDetails> = []
   for (const c of managed) {

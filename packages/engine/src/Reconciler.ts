@@ -14,6 +14,7 @@ import type { Observed, ObservedFile } from "@archy/core/Observed"
 import { plan } from "@archy/core/Plan"
 import { findRenderer } from "@archy/core/Render/Renderers"
 import { isRuntimeAction, PodmanRuntime, type Progress } from "@archy/podman/PodmanRuntime"
+import { PodmanState } from "@archy/podman/PodmanState"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -97,6 +98,20 @@ const observeFiles = Effect.fn("Reconciler.observeFiles")(function* (desired: De
   return out
 })
 
+/**
+ * FM6: containers podman's storage holds under our names that its state DB lost. One file read
+ * on a healthy node; when the check itself fails the pass goes on without it (logged).
+ */
+const observeOrphans = (desired: Desired.Desired, listed: ReadonlyArray<{ readonly id: string }>) =>
+  Effect.gen(function* () {
+    const state = yield* Effect.serviceOption(PodmanState)
+    if (Option.isNone(state)) return []
+    const names = new Set(desired.apps.flatMap((a) => a.containers.map((c) => c.name)))
+    return yield* state.value
+      .orphans(listed, names)
+      .pipe(Effect.catch((e) => Effect.as(Effect.logWarning(`podman state check failed: ${e.message}`), [])))
+  })
+
 /** The whole Observed snapshot: one podman observe plus the files and secrets on disk. */
 export const observeNode = Effect.fn("Reconciler.observe")(function* (desired: Desired.Desired) {
   const runtime = yield* PodmanRuntime
@@ -104,6 +119,7 @@ export const observeNode = Effect.fn("Reconciler.observe")(function* (desired: D
   const store = yield* SecretStore
   const health = yield* HealthBook
   const snapshot = yield* runtime.observe
+  const orphans = yield* observeOrphans(desired, snapshot.containers)
   const adopted = yield* adoption.overlay(snapshot.containers)
   // Dependencies a waiting dependant needs healthy are checked now, not one timer later.
   yield* checkGates(desired, overlayHealth(adopted, yield* health.all))
@@ -118,7 +134,8 @@ export const observeNode = Effect.fn("Reconciler.observe")(function* (desired: D
     images: snapshot.images,
     networks: snapshot.networks,
     secrets: yield* store.names,
-    files: yield* observeFiles(desired)
+    files: yield* observeFiles(desired),
+    ...(orphans.length > 0 ? { orphans } : {})
   } satisfies Observed
 })
 
@@ -167,6 +184,17 @@ export const execute = Effect.fn("Reconciler.execute")(function* (action: Action
         specHash: action.specMatches ? action.container.specHash : "adopted"
       })
     }
+    case "CleanOrphan": {
+      const state = yield* Effect.serviceOption(PodmanState)
+      if (Option.isNone(state)) {
+        return yield* new ExecuteError({ message: "no podman state repair is available here" })
+      }
+      const steps = yield* state.value.clean({ id: action.containerId, name: action.name })
+      yield* Effect.logInfo(`cleaned orphan ${action.name}: ${steps.join("; ") || "nothing was left"}`).pipe(
+        Effect.annotateLogs({ container: action.name, id: action.containerId })
+      )
+      return
+    }
     case "Wait":
       return
   }
@@ -184,7 +212,8 @@ const mustFinish: ReadonlySet<Action["_tag"]> = new Set([
   "Recreate",
   "Remove",
   "Adopt",
-  "EnsureNetwork"
+  "EnsureNetwork",
+  "CleanOrphan"
 ])
 
 const guarded = (action: Action, apps: ReadonlyArray<string>, progress?: Progress) =>
