@@ -19,7 +19,14 @@ import { writeTarball } from "./internal/TarWriter.ts"
 import { type TreeEntry, walkTree } from "./internal/TreeWalk.ts"
 import { commitFile, tempNameFor, writeFileAtomic } from "./internal/WriteAtomic.ts"
 import { loadPrivateKey } from "./Keys.ts"
-import { AlreadyExists, fail, TarballMismatch, TreeRejected, type Violation } from "./ReleaseError.ts"
+import {
+  AlreadyExists,
+  fail,
+  InvalidVersion,
+  TarballMismatch,
+  TreeRejected,
+  type Violation
+} from "./ReleaseError.ts"
 import { encodeManifest, type ReleaseManifest, signBytes } from "./ReleaseManifest.ts"
 import { assertTarball, describeMode, type Layout } from "./Tarball.ts"
 import { validateVersion } from "./Version.ts"
@@ -145,7 +152,8 @@ export const packTree = Effect.fn("Release.packTree")(function* (options: {
   readonly from: string
   readonly out: string
   readonly layout: Layout
-  readonly version: string
+  /** The release's version (layout `release` only). */
+  readonly version?: string
   readonly mtime?: Date
 }) {
   const from = resolve(options.from)
@@ -162,6 +170,8 @@ export const packTree = Effect.fn("Release.packTree")(function* (options: {
   const entries = yield* walkTree(from)
   const violations = treeViolations(entries, options.layout)
   const versionFile = entries.find((e) => e.path === "VERSION" && e.kind === "file")
+  if (options.layout === "release" && options.version === undefined)
+    return yield* Effect.fail(fail(new InvalidVersion({ version: "", reason: "a release needs a version" })))
   if (options.layout === "release" && versionFile !== undefined) {
     const text = (yield* io("read VERSION", versionFile.absolute, () =>
       fs.readFile(versionFile.absolute, "utf8")
@@ -194,7 +204,7 @@ export const packTree = Effect.fn("Release.packTree")(function* (options: {
               new TarballMismatch({
                 file: join(from, "VERSION"),
                 field: "VERSION",
-                expected: options.version,
+                expected: options.version ?? "",
                 actual: report.version ?? "(none)"
               })
             )

@@ -13,6 +13,7 @@ import {
   generateKeyPair,
   IoFailed,
   inspectTarball,
+  packTree,
   type ReleaseError,
   verifyManifestFile
 } from "@archy/release"
@@ -140,7 +141,25 @@ const verify = Command.make(
   })
 ).pipe(Command.withDescription("Check a release tarball (and its manifest and signature when given)"))
 
+const pack = Command.make(
+  "pack",
+  {
+    from: Flag.String("from").pipe(
+      Flag.withDescription("Directory to pack (its root must be world-readable)")
+    ),
+    out: Flag.String("out").pipe(Flag.withDescription("The .tar.gz to write (must not exist)"))
+  },
+  Effect.fn(function* ({ from, out }) {
+    const { sha256, size } = yield* reportErrors(packTree({ from, out, layout: "any" }))
+    yield* Console.log(`packed ${out}: sha256 ${sha256}, ${size} bytes`)
+  })
+).pipe(
+  Command.withDescription(
+    "Pack any tree (e.g. the image overlay) like a release: normalized modes, root owner, checked; unsigned"
+  )
+)
+
 export const release = Command.make("release").pipe(
   Command.withDescription("Build, sign and verify orchestrator releases"),
-  Command.withSubcommands([keygen, build, verify])
+  Command.withSubcommands([keygen, build, verify, pack])
 )
