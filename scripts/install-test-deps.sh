@@ -4,6 +4,8 @@
 #   docker-registry   the image registry test/registry/start runs on 127.0.0.1:5000 for pull tests
 #   uidmap            newuidmap/newgidmap: rootless podman maps a user's subordinate uid/gid ranges
 #   slirp4netns       rootless podman's network namespace (test/integration/rootless.integration.test.ts)
+#   systemd           systemd-analyze, which verifies the daemon's unit inside the image overlay
+#                     (test/image-recipe/overlay.test.ts); it works where systemd is not PID 1
 #
 # Rootless networking also needs /dev/net/tun open to every user (0666): udev's default rules set
 # that on a normal Debian; a machine without udev keeps the kernel's 0600, so it is set here.
@@ -17,7 +19,7 @@
 # Run as root. Usage: scripts/install-test-deps.sh
 set -euo pipefail
 
-packages=(docker-registry uidmap slirp4netns)
+packages=(docker-registry uidmap slirp4netns systemd)
 policy=/usr/sbin/policy-rc.d
 
 log() { printf '%s install-test-deps: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -49,7 +51,7 @@ else
 fi
 
 [ -x /usr/bin/docker-registry ] || die "/usr/bin/docker-registry is missing after the install"
-for b in /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/slirp4netns; do
+for b in /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/slirp4netns /usr/bin/systemd-analyze; do
   [ -x "$b" ] || die "$b is missing after the install"
 done
 
