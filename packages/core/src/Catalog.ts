@@ -14,8 +14,10 @@ import {
   defaultPolicy,
   type ManifestIssue,
   type ManifestPolicy,
-  parseManifest
+  parseManifest,
+  referenceSites
 } from "./Manifest.ts"
+import * as Settings from "./Settings.ts"
 
 /** A manifest that passed every check, with where it came from. */
 export interface CatalogApp {
@@ -77,8 +79,12 @@ export const catalogFromSources = (
         })
       }
       names.set(c.name, app.manifest.id)
+      // A port taken from a setting is claimed at its default here; a changed one is checked
+      // when the operator changes it.
+      const defaults = Settings.effective(app.manifest.settings, {}).values
       ;(c.ports ?? []).forEach((p, j) => {
-        const key = `${p.protocol ?? "tcp"}/${p.host}`
+        const host = Settings.resolve(p.host, (ref) => defaults[ref.key])
+        const key = `${p.protocol ?? "tcp"}/${host}`
         const path = `containers[${i}].ports[${j}].host`
         const portApp = portOwner.get(key)
         const inThisApp = ports.get(key)
@@ -124,6 +130,22 @@ export const catalogFromSources = (
           })
         }
       })
+      for (const site of referenceSites(app.manifest)) {
+        if (typeof site.value !== "string") continue
+        for (const { raw, ref } of Settings.referencesIn(site.value)) {
+          if (ref === undefined || ref === "shell" || ref.dependency === undefined) continue
+          const { dependency, key } = ref
+          for (const provider of providersOf(apps, dependency)) {
+            if (provider.manifest.id !== app.manifest.id && provider.manifest.settings?.[key] === undefined) {
+              problems.push({
+                file: app.file,
+                path: site.path,
+                message: `${raw}: app ${provider.manifest.id} provides "${dependency}" but declares no setting "${key}"`
+              })
+            }
+          }
+        }
+      }
       ;(app.manifest.files ?? []).forEach((f, i) => {
         f.consumers.forEach((c, j) => {
           if (!containers.has(c)) {

@@ -20,6 +20,7 @@ import {
 } from "./Manifest.ts"
 import { labels } from "./Observed.ts"
 import { findRenderer } from "./Render/Renderers.ts"
+import * as Settings from "./Settings.ts"
 import type { ImageOverrides } from "./Upgrade.ts"
 
 /** The node-wide settings Desired depends on. */
@@ -194,22 +195,27 @@ const containerSpec = (
   node: NodeConfig,
   app: CatalogApp,
   c: ContainerManifest,
-  source: ResolvedSource
+  source: ResolvedSource,
+  lookup: Settings.Lookup
 ): ContainerSpec => {
   const appRoot = `${node.dataRoot}/${app.manifest.id}`
   const hostNetwork = c.hostNetwork === true
+  const text = (value: string) => Settings.resolveText(value, lookup)
+  const port = (value: number | string) => Number(Settings.resolve(value, lookup))
   return {
     name: c.name,
     image: source.ref,
-    ...(c.command !== undefined ? { command: c.command } : {}),
-    ...(c.entrypoint !== undefined ? { entrypoint: c.entrypoint } : {}),
+    ...(c.command !== undefined ? { command: c.command.map(text) } : {}),
+    ...(c.entrypoint !== undefined ? { entrypoint: c.entrypoint.map(text) } : {}),
     ...(c.user !== undefined ? { user: c.user } : {}),
     ...(c.workdir !== undefined ? { workdir: c.workdir } : {}),
-    env: Object.entries(c.env ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)),
+    env: Object.entries(c.env ?? {})
+      .map(([k, v]) => [k, text(v)] as const)
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
     ports: (c.ports ?? []).map((p) => ({
       hostIp: p.public === true ? "0.0.0.0" : "127.0.0.1",
-      host: p.host,
-      container: p.container,
+      host: port(p.host),
+      container: port(p.container),
       protocol: p.protocol ?? "tcp"
     })),
     mounts: (c.mounts ?? []).map((m) => ({
@@ -256,14 +262,17 @@ const renderFile = (
   node: NodeConfig,
   app: CatalogApp,
   f: RenderedFile,
-  secrets: ReadonlyMap<string, Redacted.Redacted<string>>
+  secrets: ReadonlyMap<string, Redacted.Redacted<string>>,
+  lookup: Settings.Lookup
 ): DesiredFile => {
   const renderer = findRenderer(f.renderer)!
   const base = {
     app: app.manifest.id,
     path: `${node.dataRoot}/${app.manifest.id}/${f.path}`,
     renderer: f.renderer,
-    params: f.params ?? {},
+    params: Object.fromEntries(
+      Object.entries(f.params ?? {}).map(([k, v]) => [k, Settings.resolve(v, lookup)] as const)
+    ),
     secrets: renderer.secrets,
     mode: Number.parseInt(f.mode ?? "0600", 8),
     ...(f.owner !== undefined ? { owner: f.owner } : {}),
@@ -290,6 +299,35 @@ const renderFile = (
   }
 }
 
+/** Every catalog app's effective settings: defaults overlaid with the operator's choices. */
+export const effectiveSettings = (
+  catalog: Catalog,
+  choices: Settings.SettingsChoices
+): ReadonlyMap<string, Settings.Effective> =>
+  new Map(
+    catalog.apps.map((a) => [a.manifest.id, Settings.effective(a.manifest.settings, choices[a.manifest.id])])
+  )
+
+/**
+ * How an app's references resolve: its own settings, or those of the installed app that is or
+ * provides the named dependency (the catalog's first provider while none is installed; the app
+ * is then blocked anyway).
+ */
+const settingsLookup =
+  (
+    catalog: Catalog,
+    installed: ReadonlyArray<CatalogApp>,
+    effective: ReadonlyMap<string, Settings.Effective>
+  ) =>
+  (appId: string): Settings.Lookup =>
+  (ref) => {
+    if (ref.dependency === undefined) return effective.get(appId)?.values[ref.key]
+    const provider =
+      providersOf(installed, ref.dependency).find((p) => p.manifest.id !== appId) ??
+      providersOf(catalog.apps, ref.dependency).find((p) => p.manifest.id !== appId)
+    return provider === undefined ? undefined : effective.get(provider.manifest.id)?.values[ref.key]
+  }
+
 /**
  * Derives Desired. Pure: `secrets` holds the canonical secrets that exist now (a missing one is
  * planned as EnsureSecret, and the files that need it are rendered on the next pass).
@@ -301,6 +339,8 @@ export const make = (input: {
   readonly secrets: ReadonlyMap<string, Redacted.Redacted<string>>
   /** Images to run instead of the manifests' (upgrades and rollbacks), by app, then container. */
   readonly imageOverrides?: ImageOverrides
+  /** The operator's setting choices (`<state-dir>/settings.json`); absent: every default. */
+  readonly settings?: Settings.SettingsChoices
 }): Desired => {
   const { catalog, node, selection, secrets } = input
   const overrides = input.imageOverrides ?? {}
@@ -308,6 +348,8 @@ export const make = (input: {
   const stopped = new Set(selection.stopped)
   const apps = catalog.apps.filter((a) => installed.has(a.manifest.id))
   const known = new Set(catalog.apps.map((a) => a.manifest.id))
+  const effective = effectiveSettings(catalog, input.settings ?? {})
+  const lookupFor = settingsLookup(catalog, apps, effective)
   const filesByConsumer = new Map<string, Array<string>>()
   for (const app of apps) {
     for (const f of app.manifest.files ?? []) {
@@ -323,7 +365,7 @@ export const make = (input: {
   const rendered = new Map<string, DesiredFile>()
   for (const app of apps) {
     for (const f of app.manifest.files ?? []) {
-      const file = renderFile(node, app, f, secrets)
+      const file = renderFile(node, app, f, secrets, lookupFor(app.manifest.id))
       rendered.set(file.path, file)
     }
   }
@@ -335,12 +377,19 @@ export const make = (input: {
     const missing = (m.dependencies ?? []).filter(
       (d) => !providersOf(apps, d.app).some((p) => p.manifest.id !== m.id)
     )
+    const settings = effective.get(m.id)!
+    const settingsProblems = [
+      ...settings.problems,
+      ...Settings.brokenRules(m.settingRules ?? [], settings.values)
+    ]
     const blocked =
       conflict !== undefined
         ? `conflicts with installed app ${conflict.manifest.id}`
         : missing.length > 0
           ? `needs ${missing.map((d) => d.app).join(", ")}: install an app that provides it`
-          : undefined
+          : settingsProblems.length > 0
+            ? `${settingsProblems.join("; ")}: change it with archy configure ${m.id}`
+            : undefined
     const appStopped = stopped.has(m.id)
     // App dependencies resolve to the installed providers' containers.
     const appGates: Array<Gate> = (m.dependencies ?? []).flatMap((d) =>
@@ -357,7 +406,7 @@ export const make = (input: {
     const containers = startOrder(m.containers).map((c): DesiredContainer => {
       const source = resolveSource(app, c, overrides[m.id]?.[c.name])
       if (blocked === undefined && !images.has(source.ref)) images.set(source.ref, source)
-      const spec = containerSpec(node, app, c, source)
+      const spec = containerSpec(node, app, c, source, lookupFor(m.id))
       const consumes = filesByConsumer.get(c.name) ?? []
       const hashes = consumes.map((p) => rendered.get(p)?.sha256)
       return {

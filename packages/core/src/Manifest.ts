@@ -12,6 +12,7 @@ import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Yaml from "yaml"
 import { findRenderer } from "./Render/Renderers.ts"
+import * as Settings from "./Settings.ts"
 
 const Id = Schema.String.check(
   Schema.isPattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
@@ -40,6 +41,13 @@ const Owner = Schema.String.check(
   Schema.isPattern(/^[0-9]+:[0-9]+$/, { expected: "a numeric uid:gid such as 1000:1000" })
 )
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+/** `${settings.rpcPort}`: a port taken from an int setting (see Settings.ts). */
+const PortReference = Schema.String.check(
+  Schema.isPattern(/^\$\{settings\.[A-Za-z0-9_]+\}$/, {
+    expected: `a port number or a reference to an int setting such as \${settings.rpcPort}`
+  })
+)
+const PortOrReference = Schema.Union([Port, PortReference])
 
 /** Where a container's image comes from: a registry reference, or a local build. */
 export const BuildSource = Schema.Struct({
@@ -50,8 +58,8 @@ export const BuildSource = Schema.Struct({
 export type BuildSource = typeof BuildSource.Type
 
 export const PortMapping = Schema.Struct({
-  host: Port,
-  container: Port,
+  host: PortOrReference,
+  container: PortOrReference,
   protocol: Schema.optionalKey(Schema.Literals(["tcp", "udp"])),
   /** Ports bind to 127.0.0.1 unless declared public (reachable from the LAN). */
   public: Schema.optionalKey(Schema.Boolean)
@@ -187,7 +195,11 @@ export const AppManifest = Schema.Struct({
   /** Canonical secrets this app consumes; the SecretStore generates each once. */
   secrets: Schema.optionalKey(Schema.Array(Id)),
   files: Schema.optionalKey(Schema.Array(RenderedFile)),
-  containers: Schema.NonEmptyArray(ContainerManifest)
+  containers: Schema.NonEmptyArray(ContainerManifest),
+  /** Typed settings the operator may change (`archy configure`); see Settings.ts. */
+  settings: Schema.optionalKey(Settings.SettingDecls),
+  /** Rules between this app's settings, checked on every change. */
+  settingRules: Schema.optionalKey(Schema.Array(Settings.SettingRule))
 })
 export type AppManifest = typeof AppManifest.Type
 
@@ -389,11 +401,124 @@ export const checkManifest = (
       }
     }
   })
+  for (const issue of checkSettings(m)) add(issue.path, issue.message)
   ;(m.dependencies ?? []).forEach((d, i) => {
     if (d.app === m.id) add(`dependencies[${i}].app`, "an app cannot depend on itself")
     else if ((m.provides ?? []).includes(d.app)) {
       add(`dependencies[${i}].app`, `an app cannot depend on "${d.app}", which it provides itself`)
     }
   })
+  return out
+}
+
+/** A place in a manifest where `${...}` references are resolved. */
+interface ReferenceSite {
+  readonly path: string
+  readonly value: string | number | boolean
+  /** Params are never shell text: every `${...}` there must be a setting reference. */
+  readonly strict: boolean
+  readonly port: boolean
+}
+
+/** Every place references may appear: file params, container env, command, entrypoint, ports. */
+export const referenceSites = (m: AppManifest): ReadonlyArray<ReferenceSite> => [
+  ...(m.files ?? []).flatMap((f, i) =>
+    Object.entries(f.params ?? {}).map(([k, value]) => ({
+      path: `files[${i}].params.${k}`,
+      value,
+      strict: true,
+      port: false
+    }))
+  ),
+  ...m.containers.flatMap((c, i) => [
+    ...Object.entries(c.env ?? {}).map(([k, value]) => ({
+      path: `containers[${i}].env.${k}`,
+      value,
+      strict: false,
+      port: false
+    })),
+    ...(c.command ?? []).map((value, j) => ({
+      path: `containers[${i}].command[${j}]`,
+      value,
+      strict: false,
+      port: false
+    })),
+    ...(c.entrypoint ?? []).map((value, j) => ({
+      path: `containers[${i}].entrypoint[${j}]`,
+      value,
+      strict: false,
+      port: false
+    })),
+    ...(c.ports ?? []).flatMap((p, j) => [
+      { path: `containers[${i}].ports[${j}].host`, value: p.host, strict: true, port: true },
+      { path: `containers[${i}].ports[${j}].container`, value: p.container, strict: true, port: true }
+    ])
+  ])
+]
+
+/**
+ * The settings' own consistency (defaults fit their declarations and the rules) and every
+ * reference: to a declared setting of this app, or to a dependency's (whose providers the
+ * catalog checks).
+ */
+const checkSettings = (m: AppManifest): Array<{ readonly path: string; readonly message: string }> => {
+  const out: Array<{ path: string; message: string }> = []
+  const add = (path: string, message: string) => out.push({ path, message })
+  const decls = m.settings ?? {}
+  for (const [key, decl] of Object.entries(decls)) {
+    const at = `settings.${key}`
+    if (decl.type === "int" && decl.min !== undefined && decl.max !== undefined && decl.min > decl.max)
+      add(at, `min ${decl.min} is above max ${decl.max}`)
+    if (decl.type === "string" && decl.pattern !== undefined) {
+      try {
+        new RegExp(decl.pattern)
+      } catch {
+        add(`${at}.pattern`, `not a valid regular expression: ${decl.pattern}`)
+        continue
+      }
+    }
+    const problem = Settings.checkValue(decl, decl.default)
+    if (problem !== undefined) add(`${at}.default`, problem)
+  }
+  ;(m.settingRules ?? []).forEach((rule, i) => {
+    for (const part of ["when", "require"] as const) {
+      for (const [key, condition] of Object.entries(rule[part])) {
+        const at = `settingRules[${i}].${part}.${key}`
+        const decl = decls[key]
+        if (decl === undefined) add(at, `setting "${key}" is not declared in settings`)
+        else if (typeof condition === "object") {
+          if (decl.type !== "int") add(at, `a range fits only an int setting; ${key} is ${decl.type}`)
+        } else {
+          const problem = Settings.checkValue(decl, condition)
+          if (problem !== undefined) add(at, problem)
+        }
+      }
+    }
+  })
+  const defaults = Settings.effective(decls, {}).values
+  if (out.length === 0) {
+    for (const broken of Settings.brokenRules(m.settingRules ?? [], defaults))
+      add("settingRules", `the defaults break a rule: ${broken}`)
+  }
+  const dependencies = new Set((m.dependencies ?? []).map((d) => d.app))
+  for (const site of referenceSites(m)) {
+    if (typeof site.value !== "string") continue
+    for (const { raw, ref } of Settings.referencesIn(site.value)) {
+      if (ref === undefined || (ref === "shell" && site.strict)) {
+        add(
+          site.path,
+          `"${raw}" is not a setting reference (expected \${settings.KEY} or \${DEP.settings.KEY})`
+        )
+      } else if (ref === "shell") {
+      } else if (ref.dependency === undefined) {
+        const decl = decls[ref.key]
+        if (decl === undefined) add(site.path, `${raw} names setting "${ref.key}", not declared in settings`)
+        else if (site.port && (decl.type !== "int" || (decl.min ?? 0) < 1 || (decl.max ?? 65536) > 65535))
+          add(site.path, `${raw} must be an int setting with min >= 1 and max <= 65535 to be a port`)
+      } else if (!dependencies.has(ref.dependency)) {
+        add(site.path, `${raw} names "${ref.dependency}", which is not one of this app's dependencies`)
+      }
+    }
+  }
   return out
 }

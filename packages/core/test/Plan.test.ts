@@ -353,10 +353,7 @@ describe("plan", () => {
           // An rpcUser bitcoind would reject: the renderer refuses it.
           text:
             dirName === "bitcoin-ui"
-              ? text.replace(
-                  "renderer: bitcoin-ui-nginx",
-                  'renderer: bitcoin-ui-nginx\n    params: { rpcUser: "bad:user" }'
-                )
+              ? text.replace("    params:\n", '    params:\n      rpcUser: "bad:user"\n')
               : text
         }
       })

@@ -7,6 +7,7 @@ import { utf8ToBytes } from "@noble/hashes/utils.js"
 import { defaultRpcPort, networkParam, RPC_PASSWORD_SECRET } from "./Network.ts"
 import {
   assertSingleLine,
+  boolParam,
   fail,
   generatedHeader,
   intParam,
@@ -18,7 +19,7 @@ import type { Renderer, RenderInput } from "./Renderer.ts"
 import { validateRpcPassword, validateRpcUser } from "./Rpcauth.ts"
 
 const ID = "lnd-conf"
-const PARAMS = ["network", "alias", "rpcUser", "rpcPort"] as const
+const PARAMS = ["network", "alias", "color", "rpcUser", "rpcPort", "zmq"] as const
 
 /**
  * lnd's ini parser trims values and unquotes any value starting with '"', so such values are
@@ -33,6 +34,12 @@ const render = (input: RenderInput): string => {
   const alias = stringParam(ID, input.params, "alias", "archipelago")
   // lnd refuses aliases longer than 32 bytes at startup; fail at render time instead.
   if (alias.length === 0 || utf8ToBytes(alias).length > 32) fail(ID, `param "alias" must be 1 to 32 bytes`)
+  // lnd's own default color applies when none is given.
+  const color = input.params.color === undefined ? undefined : stringParam(ID, input.params, "color", "")
+  if (color !== undefined && !/^#[0-9a-fA-F]{6}$/.test(color))
+    fail(ID, `param "color" must be a hex color such as #3399ff`)
+  // Without bitcoind's ZMQ feeds lnd polls its RPC for new blocks and transactions instead.
+  const zmq = boolParam(ID, input.params, "zmq", true)
   const rpcUser = validateRpcUser(ID, stringParam(ID, input.params, "rpcUser", "archipelago"))
   const rpcPort = intParam(ID, input.params, "rpcPort", defaultRpcPort[network], { min: 1, max: 65535 })
   const password = assertSingleLine(
@@ -49,6 +56,7 @@ const render = (input: RenderInput): string => {
     "rpclisten=0.0.0.0:10009",
     "restlisten=0.0.0.0:8080",
     `alias=${iniValue(alias)}`,
+    ...(color !== undefined ? [`color=${color}`] : []),
     "tlsextradomain=host.archipelago",
     "",
     "[Bitcoin]",
@@ -60,8 +68,12 @@ const render = (input: RenderInput): string => {
     `bitcoind.rpchost=host.archipelago:${rpcPort}`,
     `bitcoind.rpcuser=${rpcUser}`,
     `bitcoind.rpcpass=${iniValue(password)}`,
-    "bitcoind.zmqpubrawblock=tcp://host.archipelago:28332",
-    "bitcoind.zmqpubrawtx=tcp://host.archipelago:28333"
+    ...(zmq
+      ? [
+          "bitcoind.zmqpubrawblock=tcp://host.archipelago:28332",
+          "bitcoind.zmqpubrawtx=tcp://host.archipelago:28333"
+        ]
+      : ["bitcoind.rpcpolling=true"])
   ]
   return `${lines.join("\n")}\n`
 }

@@ -9,14 +9,16 @@ import type { RenderInput } from "./Renderer.ts"
 /** The canonical secret bitcoind RPC authenticates with; bitcoind, lnd and the UI proxy share it. */
 export const RPC_PASSWORD_SECRET = "bitcoin-rpc-password"
 
-export type Network = "mainnet" | "testnet" | "signet" | "regtest"
+/** `testnet` is testnet3, which bitcoind is phasing out; `testnet4` is BIP94's (bitcoind 28+). */
+export type Network = "mainnet" | "testnet" | "testnet4" | "signet" | "regtest"
 
-export const networks: ReadonlyArray<Network> = ["mainnet", "testnet", "signet", "regtest"]
+export const networks: ReadonlyArray<Network> = ["mainnet", "testnet", "testnet4", "signet", "regtest"]
 
 /** bitcoind's default RPC port per network; lnd and the UI proxy assume these. */
 export const defaultRpcPort: Readonly<Record<Network, number>> = {
   mainnet: 8332,
   testnet: 18332,
+  testnet4: 48332,
   signet: 38332,
   regtest: 18443
 }
@@ -28,6 +30,7 @@ export const defaultRpcPort: Readonly<Record<Network, number>> = {
 export const bitcoindChain: Readonly<Record<Exclude<Network, "mainnet">, { section: string; flag: string }>> =
   {
     testnet: { section: "test", flag: "testnet" },
+    testnet4: { section: "testnet4", flag: "testnet4" },
     signet: { section: "signet", flag: "signet" },
     regtest: { section: "regtest", flag: "regtest" }
   }
