@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
 import { apply } from "./commands/Apply.ts"
+import { configure } from "./commands/Configure.ts"
 import { daemon } from "./commands/Daemon.ts"
 import { doctor } from "./commands/Doctor.ts"
 import { plan } from "./commands/Plan.ts"
@@ -22,7 +23,18 @@ import { Reported } from "./Reported.ts"
 
 const archy = Command.make("archy").pipe(
   Command.withDescription("Archipelago node orchestrator"),
-  Command.withSubcommands([validate, plan, apply, status, daemon, doctor, upgrade, rollback, release])
+  Command.withSubcommands([
+    validate,
+    plan,
+    apply,
+    status,
+    daemon,
+    doctor,
+    upgrade,
+    rollback,
+    release,
+    configure
+  ])
 )
 
 const program = Command.run(archy, { version: "0.1.0" }).pipe(

@@ -79,6 +79,13 @@ const UpdateParams = Schema.Struct({
   image: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(512))),
   container: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(128)))
 })
+const ConfigureParams = Schema.Struct({
+  id: AppId,
+  settings: Schema.Record(
+    Schema.String,
+    Schema.Union([Schema.String, Schema.Number, Schema.Boolean, Schema.Null])
+  )
+})
 
 class InvalidParams extends Data.TaggedError("InvalidParams")<{ readonly message: string }> {}
 
@@ -129,6 +136,12 @@ const methods: ReadonlyMap<string, Method> = new Map([
     (ops, p) => ops.update(p)
   ),
   method("package.rollback", IdParams, '{"id": <app id>}', (ops, p) => ops.rollback(p.id)),
+  method(
+    "package.configure",
+    ConfigureParams,
+    '{"id": <app id>, "settings": {<setting>: <value or null to reset>}}',
+    (ops, p) => ops.configure(p.id, p.settings)
+  ),
   method("system.plan", NoParams, "no params", (ops) => ops.plan),
   method("system.reconcile", NoParams, "no params", (ops) => ops.reconcile),
   method("system.health", NoParams, "no params", (ops) => ops.health)

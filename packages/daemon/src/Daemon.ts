@@ -12,6 +12,7 @@ import type * as Desired from "@archy/core/Desired"
 import { formatIssue } from "@archy/core/Manifest"
 import { checkNow, HealthBook, policyOf } from "@archy/engine/Health"
 import { type ActionReport, reconcileOnce } from "@archy/engine/Reconciler"
+import { SettingsStore } from "@archy/engine/SettingsStore"
 import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -20,6 +21,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
+import * as Option from "effect/Option"
 import type * as Path from "effect/Path"
 import * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
@@ -68,6 +70,8 @@ export const make = Effect.fn("Daemon.make")(function* (config: DaemonConfig) {
   const lastCatalog = yield* Ref.make<Catalog | undefined>(undefined)
   const passes = yield* Ref.make(0)
   const platform = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+  // Without a settings store (some tests) every app runs on its defaults.
+  const settingsStore = yield* Effect.serviceOption(SettingsStore)
 
   const catalogNow = loadCatalog(config.appsDir).pipe(
     Effect.provideContext(platform),
@@ -87,8 +91,11 @@ export const make = Effect.fn("Daemon.make")(function* (config: DaemonConfig) {
     const catalog = yield* catalogNow
     for (const issue of catalog.issues) yield* Effect.logWarning(formatIssue(issue))
     const sel = yield* selection.get(catalog)
+    // A corrupt settings file fails the pass (logged, naming the file) and leaves the node as it
+    // is: falling back to defaults could switch bitcoind's network.
+    const settings = Option.isSome(settingsStore) ? yield* settingsStore.value.get : {}
     const reports = yield* reconcileOnce(
-      { catalog, selection: sel, node: config.node },
+      { catalog, selection: sel, node: config.node, settings },
       {
         onAction: (r) =>
           (r.outcome._tag === "Failed" ? Effect.logError : Effect.logInfo)(

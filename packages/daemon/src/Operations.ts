@@ -47,12 +47,26 @@ export interface UpgradeView {
   readonly updatedAt: string
 }
 
+/** One setting of an app: its effective value, and whether that is the manifest's default. */
+export interface SettingView {
+  readonly key: string
+  readonly value: string | number | boolean
+  readonly isDefault: boolean
+  readonly default: string | number | boolean
+  readonly type: "enum" | "int" | "bool" | "string"
+  /** What it accepts, in words: `one of mainnet, testnet4, …`, `an integer >= 0 (MiB)`. */
+  readonly expected: string
+  readonly description: string
+}
+
 export interface PackageStatus {
   readonly id: string
   readonly installed: boolean
   readonly stopped: boolean
   readonly containers: ReadonlyArray<ContainerView>
   readonly upgrade?: UpgradeView
+  /** The app's settings in manifest order (empty when it declares none). */
+  readonly settings: ReadonlyArray<SettingView>
 }
 
 /** What `package.update` and `package.rollback` answer. */
@@ -61,6 +75,12 @@ export interface UpgradeOutcome {
   readonly outcome: "committed" | "failed" | "rolled-back" | "unchanged"
   readonly changes: ReadonlyArray<{ readonly container: string; readonly from: string; readonly to: string }>
   readonly reason: string
+  readonly actions: ReadonlyArray<ActionView>
+}
+
+/** What `package.configure` did: the settings whose value changed, then the pass it ran. */
+export interface ConfigureResult {
+  readonly changed: ReadonlyArray<string>
   readonly actions: ReadonlyArray<ActionView>
 }
 
@@ -108,6 +128,15 @@ export class Operations extends Context.Service<
     readonly rollback: (id: string) => Effect.Effect<UpgradeOutcome, OperationError>
     /** Finishes the upgrades a stopped daemon left pending (run once after start). */
     readonly resumeUpgrades: Effect.Effect<void>
+    /**
+     * Checks and persists setting changes (`null` resets one to its default), then runs a pass:
+     * the changed files are rewritten and exactly their consumers restarted. Invalid changes are
+     * refused (-32602) with the reason and change nothing.
+     */
+    readonly configure: (
+      id: string,
+      settings: Readonly<Record<string, string | number | boolean | null>>
+    ) => Effect.Effect<ConfigureResult, OperationError>
     /** The dry run: what a pass would do now. */
     readonly plan: Effect.Effect<ReadonlyArray<ActionView>, OperationError>
     /** A pass now (waits for a running one to finish first). */

@@ -6,15 +6,18 @@
  */
 import { Action } from "@archy/core"
 import type { Catalog } from "@archy/core/Catalog"
+import { configure as checkConfigure } from "@archy/core/Configure"
 import type * as Desired from "@archy/core/Desired"
-import { durationMs } from "@archy/core/Manifest"
+import { type AppManifest, durationMs } from "@archy/core/Manifest"
 import { labels } from "@archy/core/Observed"
+import * as Settings from "@archy/core/Settings"
 import type { AdoptionStore } from "@archy/engine/AdoptionStore"
 import { AppLocks } from "@archy/engine/AppLocks"
 import { CrashMemory } from "@archy/engine/CrashBackoff"
 import { HealthBook } from "@archy/engine/Health"
 import { type ActionReport, planNow } from "@archy/engine/Reconciler"
 import type { SecretStore } from "@archy/engine/SecretStore"
+import { SettingsStore } from "@archy/engine/SettingsStore"
 import * as Upgrade from "@archy/engine/Upgrade"
 import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
@@ -30,6 +33,7 @@ import {
   OperationError,
   Operations,
   type PackageStatus,
+  type SettingView,
   type UpgradeOutcome
 } from "./Operations.ts"
 import { SelectionStore } from "./SelectionStore.ts"
@@ -53,11 +57,30 @@ const view = (r: ActionReport): ActionView => ({
 const serverError = (e: { readonly message: string }) =>
   new OperationError({ code: -32000, message: e.message })
 
+/** An app's settings as status shows them: effective value, default or not, and what they mean. */
+const settingViews = (
+  manifest: AppManifest | undefined,
+  choices: Settings.SettingsChoices
+): ReadonlyArray<SettingView> => {
+  if (manifest === undefined) return []
+  const effective = Settings.effective(manifest.settings, choices[manifest.id])
+  return Object.entries(manifest.settings ?? {}).map(([key, decl]) => ({
+    key,
+    value: effective.values[key]!,
+    isDefault: !effective.chosen.includes(key),
+    default: decl.default,
+    type: decl.type,
+    expected: Settings.expected(decl),
+    description: decl.description
+  }))
+}
+
 export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
   Layer.effect(
     Operations,
     Effect.gen(function* () {
       const selection = yield* SelectionStore
+      const settingsStore = yield* SettingsStore
       const runtime = yield* PodmanRuntime
       const health = yield* HealthBook
       const crashes = yield* CrashMemory
@@ -135,6 +158,7 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
           const c = yield* catalog
           if (id !== undefined) yield* known(c, id)
           const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))
+          const choices = yield* settingsStore.get.pipe(Effect.mapError(serverError))
           const snapshot = yield* runtime.observe.pipe(Effect.mapError(serverError))
           const book = yield* health.all
           const crashState = yield* crashes.state
@@ -150,6 +174,7 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
               id: appId,
               installed: sel.installed.includes(appId),
               stopped: sel.stopped.includes(appId),
+              settings: settingViews(manifest, choices),
               containers: [...new Set([...names, ...observed.map((x) => x.name)])].map((name) => {
                 const o = observed.find((x) => x.name === name)
                 const h = book.get(name)
@@ -308,10 +333,41 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
           Effect.catch((e) => Effect.logError(`pending upgrades: ${e.message}`)),
           Effect.provideContext(services)
         ),
+        configure: (id, changes) =>
+          Effect.gen(function* () {
+            const c = yield* catalog
+            yield* known(c, id)
+            const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))
+            let changed: ReadonlyArray<string> = []
+            // Checked and written under the store's lock, so two changes at once both stick.
+            yield* settingsStore
+              .update((choices) => {
+                const result = checkConfigure({
+                  catalog: c,
+                  selection: sel,
+                  node: config.node,
+                  choices,
+                  app: id,
+                  changes
+                })
+                if (result._tag === "Refused") {
+                  return Effect.fail(
+                    new OperationError({ code: -32602, message: `${id}: ${result.reasons.join("; ")}` })
+                  )
+                }
+                changed = result.changed
+                return Effect.succeed(result.choices)
+              })
+              .pipe(Effect.mapError((e) => (e instanceof OperationError ? e : serverError(e))))
+            if (changed.length === 0) return { changed, actions: [] }
+            const pass = yield* daemon.passNow(`configure ${id}`).pipe(Effect.mapError(serverError))
+            return { changed, actions: pass.reports.map(view) }
+          }),
         plan: Effect.gen(function* () {
           const c = yield* catalog
           const sel = yield* selection.get(c).pipe(Effect.mapError(serverError))
-          const p = yield* planNow({ catalog: c, selection: sel, node: config.node }).pipe(
+          const settings = yield* settingsStore.get.pipe(Effect.mapError(serverError))
+          const p = yield* planNow({ catalog: c, selection: sel, node: config.node, settings }).pipe(
             Effect.mapError(serverError)
           )
           return p.actions.map((a) => Action.toJson(a))

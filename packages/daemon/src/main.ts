@@ -10,6 +10,7 @@ import { AppLocks } from "@archy/engine/AppLocks"
 import { CrashMemory } from "@archy/engine/CrashBackoff"
 import { HealthBook } from "@archy/engine/Health"
 import { SecretStore } from "@archy/engine/SecretStore"
+import { SettingsStore } from "@archy/engine/SettingsStore"
 import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import type { PodmanRuntime } from "@archy/podman/PodmanRuntime"
 import * as Context from "effect/Context"
@@ -44,6 +45,7 @@ export const servicesLayer = (stateDir: string) =>
     AdoptionStore.layer(`${stateDir}/adopted.json`),
     SelectionStore.layer(`${stateDir}/selection.json`),
     UpgradeStore.layer(`${stateDir}/upgrades.json`),
+    SettingsStore.layer(`${stateDir}/settings.json`),
     HealthBook.layer,
     CrashMemory.layer,
     AppLocks.layer

@@ -44,7 +44,7 @@ const fakeOperations = (calls: Array<string>) => {
       ),
       status: (id) =>
         record(`status(${id ?? ""})`).pipe(
-          Effect.as([{ id: id ?? "bitcoin", installed: true, stopped: false, containers: [] }])
+          Effect.as([{ id: id ?? "bitcoin", installed: true, stopped: false, containers: [], settings: [] }])
         ),
       install: actions("install"),
       uninstall: actions("uninstall"),
@@ -60,6 +60,12 @@ const fakeOperations = (calls: Array<string>) => {
           Effect.as({ id, outcome: "rolled-back" as const, changes: [], reason: "", actions: [] })
         ),
       resumeUpgrades: Effect.void,
+      configure: (id, settings) =>
+        id === "foo"
+          ? Effect.fail(new OperationError({ code: -32602, message: "foo: prune: expected an integer >= 0" }))
+          : record(`configure(${id} ${JSON.stringify(settings)})`).pipe(
+              Effect.as({ changed: Object.keys(settings), actions: [action] })
+            ),
       plan: record("plan()").pipe(Effect.as([action])),
       reconcile: record("reconcile()").pipe(Effect.as([])),
       health: record("health()").pipe(

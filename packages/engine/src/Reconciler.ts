@@ -13,6 +13,7 @@ import { sha256Hex } from "@archy/core/Hash"
 import type { Observed, ObservedFile } from "@archy/core/Observed"
 import { plan } from "@archy/core/Plan"
 import { findRenderer } from "@archy/core/Render/Renderers"
+import type { SettingsChoices } from "@archy/core/Settings"
 import { isRuntimeAction, PodmanRuntime, type Progress } from "@archy/podman/PodmanRuntime"
 import { PodmanState } from "@archy/podman/PodmanState"
 import * as Clock from "effect/Clock"
@@ -34,6 +35,8 @@ export interface PassInput {
   readonly catalog: Catalog
   readonly selection: Desired.Selection
   readonly node: Desired.NodeConfig
+  /** The operator's setting choices (`SettingsStore`); absent: every app's defaults. */
+  readonly settings?: SettingsChoices
 }
 
 export type Outcome =
@@ -70,7 +73,8 @@ export const desiredNow = Effect.fn("Reconciler.desired")(function* (input: Pass
     node: input.node,
     selection: input.selection,
     secrets,
-    imageOverrides
+    imageOverrides,
+    ...(input.settings !== undefined ? { settings: input.settings } : {})
   })
 })
 

@@ -14,6 +14,7 @@ import { call } from "../DaemonClient.ts"
 import { daemonOf, nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
 import { Reported } from "../Reported.ts"
 import { selectionOf } from "../Selection.ts"
+import { readSettings } from "../SettingsInput.ts"
 
 const describe = (r: ActionReport): string => {
   const head = `${Action.kindName(r.action._tag)} ${r.action.target}`
@@ -53,8 +54,9 @@ export const apply = Command.make(
       return
     }
     const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(options.apps))
+    const settings = yield* readSettings(options)
     const { reports, last, passes } = yield* reconcileUntilSettled(
-      { catalog, selection: selectionOf(catalog), node: nodeConfigOf(options) },
+      { catalog, selection: selectionOf(catalog), node: nodeConfigOf(options), settings },
       {
         onAction: (r) => Console.log(describe(r)),
         onPass: (n) => (n > 1 ? Console.log(`pass ${n}: dependencies came up; going on`) : Effect.void),

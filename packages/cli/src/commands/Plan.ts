@@ -15,6 +15,7 @@ import { call } from "../DaemonClient.ts"
 import { daemonOf, type NodeOptions, nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
 import { Reported } from "../Reported.ts"
 import { selectionOf } from "../Selection.ts"
+import { readSettings } from "../SettingsInput.ts"
 
 const formatObservedError = SchemaIssue.makeFormatterStandardSchemaV1()
 
@@ -82,7 +83,8 @@ const planLive = (options: NodeOptions, catalog: Catalog.Catalog, node: Desired.
         Effect.catch((e) => Effect.andThen(Console.error(`archy: ${e.message}`), Effect.fail(new Reported())))
       )) as ReadonlyArray<Action.ActionJson>
     }
-    return yield* planNow({ catalog, selection: selectionOf(catalog), node }).pipe(
+    const settings = yield* readSettings(options)
+    return yield* planNow({ catalog, selection: selectionOf(catalog), node, settings }).pipe(
       Effect.map((p) => p.actions.map(Action.toJson)),
       Effect.provide(nodeLayer(options)),
       // Without podman (a laptop, a build box) the dry run still shows the fresh-node plan,

@@ -25,6 +25,7 @@ import { call } from "../DaemonClient.ts"
 import { daemonOf, type NodeOptions, nodeConfigOf, nodeFlags, nodeLayer } from "../NodeOptions.ts"
 import { Reported } from "../Reported.ts"
 import { selectionOf } from "../Selection.ts"
+import { readSettings } from "../SettingsInput.ts"
 
 const app = Argument.String("app").pipe(Argument.withDescription("The app's id"))
 
@@ -74,7 +75,9 @@ const direct = <A>(
   Effect.scoped(
     Effect.gen(function* () {
       const catalog = yield* loadCatalogOrReport(yield* resolveAppsDir(options.apps))
-      const input = { catalog, selection: selectionOf(catalog), node: nodeConfigOf(options) }
+      // The operator's settings, so a direct pass renders what the daemon's would.
+      const settings = yield* readSettings(options)
+      const input = { catalog, selection: selectionOf(catalog), node: nodeConfigOf(options), settings }
       const platform = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
       const services = Context.merge(platform, yield* Layer.build(nodeLayer(options)))
       const ctx: Upgrade.UpgradeContext<unknown> = {
