@@ -42,6 +42,7 @@ export class TarballChecker {
   private readonly seen = new Map<string, Seen>()
   private readonly links = new Map<string, string>()
   private readonly order: Array<string> = []
+  private readonly beforeParent = new Set<string>()
   version: string | undefined = undefined
 
   private add(path: string, check: string, message: string) {
@@ -78,6 +79,14 @@ export class TarballChecker {
       this.add(where, "duplicate", "appears more than once; a later entry would replace the earlier one")
       return undefined
     }
+    // Checked as entries stream, not only at the end: extraction must never write through a
+    // symlink it has just created, even if the tarball changed since it was first checked.
+    const through = ancestorsOf(path).find((a) => this.links.has(a))
+    if (through !== undefined) {
+      this.add(where, "through-symlink", `lies under the symlink ${display(through)}`)
+      return undefined
+    }
+    if (path !== "" && !this.seen.has(parentOf(path))) this.beforeParent.add(path)
     this.seen.set(path, { type: h.type, mode: h.mode })
     this.order.push(path)
     if (h.uid !== 0 || h.gid !== 0) this.add(where, "owner", `owner ${h.uid}:${h.gid}, expected 0:0 (root)`)
@@ -119,6 +128,8 @@ export class TarballChecker {
         this.add(display(path), "parent-missing", `its directory ${display(parentOf(path))} has no entry`)
       else if (parent.type !== "directory")
         this.add(display(path), "parent-not-dir", `its parent ${display(parentOf(path))} is a ${parent.type}`)
+      else if (this.beforeParent.has(path))
+        this.add(display(path), "parent-order", `comes before its directory ${display(parentOf(path))}`)
     }
     for (const [path, target] of this.links) {
       const escapes = linkEscape(path, target, this.links)

@@ -117,6 +117,24 @@ const hostile: ReadonlyArray<{
     expect: "./web/index.html duplicate"
   },
   {
+    what: "a file before its directory",
+    entries: [
+      ...validEntries().filter((e) => e.name !== "./web" && e.name !== "./web/index.html"),
+      { name: "./web/index.html", body: "x" },
+      { name: "./web", type: "directory" }
+    ],
+    expect: "./web/index.html parent-order"
+  },
+  {
+    what: "a symlink over a directory and a file through it",
+    entries: [
+      ...validEntries(),
+      { name: "./etc", type: "symlink", linkname: "web" },
+      { name: "./etc/cron", body: "x" }
+    ],
+    expect: "./etc/cron through-symlink"
+  },
+  {
     what: "no launcher",
     entries: validEntries().filter((e) => e.name !== "./bin/archy"),
     expect: "./bin/archy layout"
