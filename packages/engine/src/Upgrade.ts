@@ -220,7 +220,16 @@ const decide = Effect.fn("Upgrade.decide")(function* <E>(
   const store = yield* UpgradeStore
   const app = record.app
   const names = new Set(manifestContainers(ctx, app).map((c) => c.name))
-  const verdict = yield* gate(ctx, app, record.changes)
+  // A recreate or start of a changed container that failed in the pass needs no waiting.
+  const changed = new Set(record.changes.map((c) => `container:${c.container}`))
+  const failedAction = reports.find((r) => r.outcome._tag === "Failed" && changed.has(r.action.target))
+  const verdict: Upgrade.GateVerdict =
+    failedAction !== undefined && failedAction.outcome._tag === "Failed"
+      ? {
+          _tag: "Unhealthy",
+          reason: `${failedAction.action._tag.toLowerCase()} of ${failedAction.action.target.replace(/^container:/, "")} failed: ${failedAction.outcome.error}`
+        }
+      : yield* gate(ctx, app, record.changes)
   const wanted = manifestContainers(ctx, app)
   const nowMs = yield* Clock.currentTimeMillis
   if (verdict._tag === "Healthy") {

@@ -151,6 +151,22 @@ describe("Upgrade", () => {
     )
   )
 
+  it.live("a recreate that fails in the pass fails the gate at once, and the app stays on its image", () =>
+    withNode(false, ({ stateDir, control, ctx, image }) =>
+      Effect.gen(function* () {
+        control.failing.add("container:web")
+        const result = yield* Upgrade.upgrade(ctx, { app: "web", image: v2 })
+        assert.strictEqual(result.outcome, "failed")
+        assert.strictEqual(
+          result.reason,
+          `health gate failed: recreate of web failed: unexpected podman output for Recreate: injected failure; back on web ${v1}`
+        )
+        assert.strictEqual(yield* image(), v1)
+        assert.strictEqual(recordOf(stateDir).state, "failed")
+      })
+    )
+  )
+
   it.live("a reference that cannot be pulled fails before anything is touched", () =>
     withNode(false, ({ stateDir, control, ctx, image }) =>
       Effect.gen(function* () {
