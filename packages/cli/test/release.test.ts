@@ -40,7 +40,8 @@ const tree = (name: string) => {
   return dir
 }
 
-describe("archy release", () => {
+// Each archy run starts Node on the TypeScript sources (seconds on a busy 2-core machine).
+describe("archy release", { timeout: 120_000 }, () => {
   const key = join(work, "release.key")
 
   it("keygen, build and verify a release; verify with the wrong key fails", () => {
