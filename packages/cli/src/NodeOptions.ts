@@ -8,6 +8,7 @@ import { existsSync } from "node:fs"
 import { Desired } from "@archy/core"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
 import { HealthBook } from "@archy/engine/Health"
+import { podmanUidOf, readIdMapping } from "@archy/engine/HostIds"
 import { SecretStore } from "@archy/engine/SecretStore"
 import { UpgradeStore } from "@archy/engine/UpgradeStore"
 import * as CliRuntime from "@archy/podman/CliRuntime"
@@ -70,10 +71,19 @@ const orEnv = (flag: Option.Option<string>, env: string): string | undefined =>
 export const stateDirOf = (o: NodeOptions): string =>
   orEnv(o.stateDir, "ARCHY_STATE_DIR") ?? "/var/lib/archipelago"
 
-/** The node's settings under its state dir. */
+/**
+ * The node's settings under its state dir, with the ids podman's containers get: a rootless
+ * podman's (its socket's owner) map through that user's /etc/subuid and /etc/subgid ranges.
+ */
 export const nodeConfigOf = (o: NodeOptions): Desired.NodeConfig => {
   const stateDir = stateDirOf(o)
-  return { ...Desired.defaultNodeConfig, dataRoot: `${stateDir}/apps`, secretsDir: `${stateDir}/secrets` }
+  const endpoint = endpointOf(o)
+  return {
+    ...Desired.defaultNodeConfig,
+    dataRoot: `${stateDir}/apps`,
+    secretsDir: `${stateDir}/secrets`,
+    ids: readIdMapping(podmanUidOf("socket" in endpoint ? endpoint.socket : undefined))
+  }
 }
 
 /** Which podman endpoint the runtime talks to: a socket path, or the CLI. */

@@ -158,11 +158,37 @@ describe("archy plan", () => {
     for (const kind of ["ensure-network", "ensure-secret", "pull-image", "write-file", "create", "start"]) {
       assert.isTrue(kinds.has(kind), `no ${kind} action`)
     }
-    assert.deepStrictEqual(actions[0], {
-      kind: "ensure-network",
-      target: "network:archipelago",
-      cause: "network archipelago does not exist (want 10.89.0.0/24, gateway 10.89.0.1)"
-    })
+    // First boot: the node's directories come first, each with why it exists, mode and owner.
+    assert.deepStrictEqual(actions.slice(0, 4), [
+      {
+        kind: "ensure-directory",
+        target: "dir:/var/lib/archipelago",
+        cause: "/var/lib/archipelago does not exist (the node's state dir; want 0755, owner 0:0)"
+      },
+      {
+        kind: "ensure-directory",
+        target: "dir:/var/lib/archipelago/apps",
+        cause: "apps does not exist (the apps' data roots; want 0755, owner 0:0)"
+      },
+      {
+        kind: "ensure-directory",
+        target: "dir:/var/lib/archipelago/secrets",
+        cause: "secrets does not exist (the node's canonical secrets; want 0700, owner 0:0)"
+      },
+      {
+        kind: "ensure-network",
+        target: "network:archipelago",
+        cause: "network archipelago does not exist (want 10.89.0.0/24, gateway 10.89.0.1)"
+      }
+    ])
+    assert.deepStrictEqual(
+      actions.find((a) => a.target === "dir:/var/lib/archipelago/apps/lnd/data"),
+      {
+        kind: "ensure-directory",
+        target: "dir:/var/lib/archipelago/apps/lnd/data",
+        cause: "apps/lnd/data does not exist (data of container lnd; want 0755, owner 0:0)"
+      }
+    )
     // The bitcoin node and its UI are created; lnd and electrumx wait for it to be healthy,
     // and their UIs for them to run.
     const containers = actions.filter((a) => a.kind === "create").map((a) => a.target)
@@ -271,7 +297,14 @@ describe("archy plan", () => {
         { name: desired.network.name, subnet: desired.network.subnet, gateway: desired.network.gateway }
       ],
       secrets: [...desired.secrets],
-      files: []
+      files: [],
+      directories: [...desired.directories, ...desired.apps.flatMap((a) => a.directories)].map((d) => ({
+        path: d.path,
+        kind: "directory" as const,
+        mode: 0o40000 | d.mode,
+        uid: d.uid,
+        gid: d.gid
+      }))
     })
     const planAgainst = (observed: Observed.Observed) => {
       const file = join(tempDir(), "observed.json")

@@ -4,7 +4,13 @@
  * print them; they never decide anything themselves.
  */
 import * as Data from "effect/Data"
-import type { DesiredContainer, DesiredFile, NetworkSpec, ResolvedSource } from "./Desired.ts"
+import type {
+  DesiredContainer,
+  DesiredDirectory,
+  DesiredFile,
+  NetworkSpec,
+  ResolvedSource
+} from "./Desired.ts"
 
 interface Base {
   readonly target: string
@@ -14,6 +20,8 @@ interface Base {
 export type Action = Data.TaggedEnum<{
   EnsureNetwork: Base & { readonly network: NetworkSpec }
   EnsureSecret: Base & { readonly name: string }
+  /** Create the directory (when `exists` is false) and set its mode and owner; never its contents. */
+  EnsureDirectory: Base & { readonly directory: DesiredDirectory; readonly exists: boolean }
   PullImage: Base & { readonly source: ResolvedSource & { readonly _tag: "Registry" } }
   BuildImage: Base & { readonly source: ResolvedSource & { readonly _tag: "Build" } }
   WriteFile: Base & { readonly file: DesiredFile }

@@ -19,6 +19,7 @@ import {
   type RestartPolicy
 } from "./Manifest.ts"
 import { labels } from "./Observed.ts"
+import { type IdMapping, type Owner, parseUser, rootful, toHost } from "./Ownership.ts"
 import { findRenderer } from "./Render/Renderers.ts"
 import * as Settings from "./Settings.ts"
 import type { ImageOverrides } from "./Upgrade.ts"
@@ -30,6 +31,8 @@ export interface NodeConfig {
   /** Canonical secrets, one 0600 file each. */
   readonly secretsDir: string
   readonly network: NetworkSpec
+  /** How container uids map to host uids (rootless podman); rootful when absent. */
+  readonly ids?: IdMapping
 }
 
 export interface NetworkSpec {
@@ -153,8 +156,36 @@ export interface DesiredFile {
   readonly failSafe?: boolean
 }
 
+/**
+ * A directory the node needs before its first container: where, with which mode and host owner,
+ * and why. First boot is nothing but the first pass that finds them all missing.
+ */
+export interface DesiredDirectory {
+  /** The app it belongs to; absent for the node's own (state dir, secrets, apps root). */
+  readonly app?: string
+  /** Absolute host path. */
+  readonly path: string
+  /** The path as people read it: relative to the state dir (`apps/tor/data/hidden_service`). */
+  readonly shown: string
+  /**
+   * The trusted ancestor, which only root can change: symbolic links up to and including it are
+   * followed (a state dir on another disk), none below it. A container that owns `data/` could
+   * otherwise point `data/x` at /etc and have the node chown it. The node's own directories are
+   * their own root; an app's are under the apps root.
+   */
+  readonly root: string
+  readonly mode: number
+  /** Host uid and gid, already mapped through the service user's subordinate ranges. */
+  readonly uid: number
+  readonly gid: number
+  /** Why it exists: `data of container lnd`, `the node's canonical secrets`. */
+  readonly purpose: string
+}
+
 export interface DesiredApp {
   readonly id: string
+  /** Parents first; empty while the app is blocked. */
+  readonly directories: ReadonlyArray<DesiredDirectory>
   readonly files: ReadonlyArray<DesiredFile>
   /** In start order: a container comes after those it depends on. */
   readonly containers: ReadonlyArray<DesiredContainer>
@@ -164,6 +195,8 @@ export interface DesiredApp {
 
 export interface Desired {
   readonly network: NetworkSpec
+  /** The node's own directories (state dir, apps root, secrets), parents first. */
+  readonly directories: ReadonlyArray<DesiredDirectory>
   /** Canonical secrets the installed apps need, sorted. */
   readonly secrets: ReadonlyArray<string>
   /** Images the installed apps need, deduplicated, in first-use order. */
@@ -328,6 +361,140 @@ const settingsLookup =
     return provider === undefined ? undefined : effective.get(provider.manifest.id)?.values[ref.key]
   }
 
+const dirname = (p: string): string => {
+  const i = p.lastIndexOf("/")
+  return i <= 0 ? "/" : p.slice(0, i)
+}
+
+/** The state dir, when the data root and the secrets share one parent (they always do on a node). */
+const stateDirOf = (node: NodeConfig): string | undefined =>
+  dirname(node.dataRoot) === dirname(node.secretsDir) ? dirname(node.dataRoot) : undefined
+
+const shownPath = (node: NodeConfig, path: string): string => {
+  const stateDir = stateDirOf(node)
+  return stateDir !== undefined && path.startsWith(`${stateDir}/`) ? path.slice(stateDir.length + 1) : path
+}
+
+const defaultDirMode = 0o755
+const rootOwner: Owner = { uid: 0, gid: 0 }
+
+/** The node's own directories; their owner is the one container root maps to. */
+const nodeDirectories = (node: NodeConfig): ReadonlyArray<DesiredDirectory> => {
+  const stateDir = stateDirOf(node)
+  const mapped = toHost(node.ids ?? rootful, rootOwner)
+  const owner = "owner" in mapped ? mapped.owner : rootOwner
+  const dir = (path: string, mode: number, purpose: string): DesiredDirectory => ({
+    path,
+    shown: shownPath(node, path),
+    root: path,
+    mode,
+    uid: owner.uid,
+    gid: owner.gid,
+    purpose
+  })
+  return [
+    ...(stateDir !== undefined ? [dir(stateDir, 0o755, "the node's state dir")] : []),
+    dir(node.dataRoot, 0o755, "the apps' data roots"),
+    // Canonical secrets: nobody but their owner may even list them.
+    dir(node.secretsDir, 0o700, "the node's canonical secrets")
+  ].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+/**
+ * An app's directories: its data root, every directory a container mounts (owned by the uid the
+ * writing container runs as), those the manifest declares, and the parents in between (root's).
+ * Or why they cannot be owned (a uid beyond the service user's subordinate range).
+ */
+const appDirectories = (
+  node: NodeConfig,
+  app: CatalogApp
+): { readonly directories: ReadonlyArray<DesiredDirectory> } | { readonly error: string } => {
+  const m = app.manifest
+  const appRoot = `${node.dataRoot}/${m.id}`
+  const files = new Set((m.files ?? []).map((f) => f.path))
+  interface Entry {
+    mode: number
+    owner: Owner | undefined
+    purpose: Array<string>
+    writer: boolean
+  }
+  const entries = new Map<string, Entry>()
+  entries.set("", { mode: 0o755, owner: rootOwner, purpose: [`the data root of app ${m.id}`], writer: false })
+  for (const c of m.containers) {
+    for (const mount of c.mounts ?? []) {
+      if (files.has(mount.source)) continue
+      const writes = mount.readOnly !== true
+      const e = entries.get(mount.source)
+      const owner = writes ? (parseUser(c.user) ?? rootOwner) : rootOwner
+      const purpose = writes ? `data of container ${c.name}` : `read by container ${c.name}`
+      if (e === undefined) {
+        entries.set(mount.source, { mode: defaultDirMode, owner, purpose: [purpose], writer: writes })
+      } else {
+        e.purpose.push(purpose)
+        // The first writer owns it (the manifest check refuses writers with different users).
+        if (writes && !e.writer) Object.assign(e, { owner, writer: true })
+      }
+    }
+  }
+  const byName = new Map(m.containers.map((c) => [c.name, c]))
+  for (const d of m.directories ?? []) {
+    const owner =
+      d.owner === undefined
+        ? undefined
+        : (parseUser(d.owner) ?? parseUser(byName.get(d.owner)?.user) ?? rootOwner)
+    const e = entries.get(d.path)
+    const purpose =
+      d.owner !== undefined && byName.has(d.owner)
+        ? `declared by app ${m.id} for container ${d.owner}`
+        : `declared by app ${m.id}`
+    entries.set(d.path, {
+      mode: d.mode !== undefined ? Number.parseInt(d.mode, 8) : (e?.mode ?? defaultDirMode),
+      owner: owner ?? e?.owner,
+      purpose: [purpose, ...(e?.purpose ?? [])],
+      writer: e?.writer ?? false
+    })
+  }
+  // Parents in between: of directories, and of rendered files (written before their consumers).
+  for (const rel of [...entries.keys(), ...[...files].map((f) => dirname(`/${f}`).slice(1))]) {
+    let child = rel
+    while (child.includes("/")) {
+      const parent = child.slice(0, child.lastIndexOf("/"))
+      if (!entries.has(parent)) {
+        entries.set(parent, { mode: defaultDirMode, owner: rootOwner, purpose: [], writer: false })
+      }
+      child = parent
+    }
+    if (child !== "" && !entries.has(child)) {
+      entries.set(child, { mode: defaultDirMode, owner: rootOwner, purpose: [], writer: false })
+    }
+  }
+  const sorted = [...entries.keys()].sort()
+  const out: Array<DesiredDirectory> = []
+  for (const rel of sorted) {
+    const e = entries.get(rel)!
+    const path = rel === "" ? appRoot : `${appRoot}/${rel}`
+    // A declared dir without an owner takes its nearest parent's (container-side) owner.
+    let owner = e.owner
+    for (let up = rel; owner === undefined && up !== ""; ) {
+      up = up.includes("/") ? up.slice(0, up.lastIndexOf("/")) : ""
+      owner = entries.get(up)?.owner
+    }
+    const mapped = toHost(node.ids ?? rootful, owner ?? rootOwner)
+    if ("error" in mapped) return { error: `cannot own ${shownPath(node, path)}: ${mapped.error}` }
+    out.push({
+      app: m.id,
+      path,
+      shown: shownPath(node, path),
+      root: node.dataRoot,
+      mode: e.mode,
+      uid: mapped.owner.uid,
+      gid: mapped.owner.gid,
+      purpose: e.purpose.length > 0 ? e.purpose.join(", ") : "parent of the app's data"
+    })
+  }
+  return { directories: out }
+}
+
 /**
  * Derives Desired. Pure: `secrets` holds the canonical secrets that exist now (a missing one is
  * planned as EnsureSecret, and the files that need it are rendered on the next pass).
@@ -382,6 +549,7 @@ export const make = (input: {
       ...settings.problems,
       ...Settings.brokenRules(m.settingRules ?? [], settings.values)
     ]
+    const dirs = appDirectories(node, app)
     const blocked =
       conflict !== undefined
         ? `conflicts with installed app ${conflict.manifest.id}`
@@ -389,7 +557,9 @@ export const make = (input: {
           ? `needs ${missing.map((d) => d.app).join(", ")}: install an app that provides it`
           : settingsProblems.length > 0
             ? `${settingsProblems.join("; ")}: change it with archy configure ${m.id}`
-            : undefined
+            : "error" in dirs
+              ? dirs.error
+              : undefined
     const appStopped = stopped.has(m.id)
     // App dependencies resolve to the installed providers' containers.
     const appGates: Array<Gate> = (m.dependencies ?? []).flatMap((d) =>
@@ -431,6 +601,7 @@ export const make = (input: {
     })
     return {
       id: m.id,
+      directories: blocked === undefined && "directories" in dirs ? dirs.directories : [],
       files: (m.files ?? []).map((f) => rendered.get(`${node.dataRoot}/${m.id}/${f.path}`)!),
       containers,
       ...(blocked !== undefined ? { blocked } : {})
@@ -439,6 +610,7 @@ export const make = (input: {
   const blockedIds = new Set(desiredApps.filter((a) => a.blocked !== undefined).map((a) => a.id))
   return {
     network: node.network,
+    directories: nodeDirectories(node),
     secrets: [
       ...new Set(apps.filter((a) => !blockedIds.has(a.manifest.id)).flatMap((a) => a.manifest.secrets ?? []))
     ].sort(),

@@ -11,6 +11,7 @@
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Yaml from "yaml"
+import { parseUser } from "./Ownership.ts"
 import { findRenderer } from "./Render/Renderers.ts"
 import * as Settings from "./Settings.ts"
 
@@ -163,6 +164,24 @@ export const RenderedFile = Schema.Struct({
 })
 export type RenderedFile = typeof RenderedFile.Type
 
+/**
+ * A directory the app needs beyond its mounts, e.g. Tor's hidden-service dir, which Tor refuses
+ * unless it is 0700 and owned by Tor's own uid.
+ */
+export const DirectorySpec = Schema.Struct({
+  /** Path relative to the app's data root on the host. */
+  path: Schema.String,
+  /** Default 0755. */
+  mode: Schema.optionalKey(FileMode),
+  /**
+   * A container of this app (the dir belongs to the uid it runs as) or a container-side numeric
+   * `uid[:gid]`; mapped to the host as the container's own files are. Default: the owner of the
+   * nearest enclosing directory.
+   */
+  owner: Schema.optionalKey(Schema.String)
+})
+export type DirectorySpec = typeof DirectorySpec.Type
+
 export const AppDependency = Schema.Struct({
   /** An app id, or a capability another app provides (`bitcoind`). */
   app: Id,
@@ -195,6 +214,8 @@ export const AppManifest = Schema.Struct({
   /** Canonical secrets this app consumes; the SecretStore generates each once. */
   secrets: Schema.optionalKey(Schema.Array(Id)),
   files: Schema.optionalKey(Schema.Array(RenderedFile)),
+  /** Directories set up before the first container, with their mode and owner. */
+  directories: Schema.optionalKey(Schema.Array(DirectorySpec)),
   containers: Schema.NonEmptyArray(ContainerManifest),
   /** Typed settings the operator may change (`archy configure`); see Settings.ts. */
   settings: Schema.optionalKey(Settings.SettingDecls),
@@ -402,6 +423,7 @@ export const checkManifest = (
     }
   })
   for (const issue of checkSettings(m)) add(issue.path, issue.message)
+  checkDirectories(m, filePaths, add)
   ;(m.dependencies ?? []).forEach((d, i) => {
     if (d.app === m.id) add(`dependencies[${i}].app`, "an app cannot depend on itself")
     else if ((m.provides ?? []).includes(d.app)) {
@@ -521,4 +543,66 @@ const checkSettings = (m: AppManifest): Array<{ readonly path: string; readonly 
     }
   }
   return out
+}
+
+/**
+ * Directory ownership: each data dir gets one owner, the numeric user of the containers that
+ * write it, so a user name (resolvable only inside the image) cannot own one, and two writers
+ * with different users must say which one owns it under `directories`.
+ */
+const checkDirectories = (
+  m: AppManifest,
+  filePaths: ReadonlySet<string>,
+  add: (path: string, message: string) => void
+) => {
+  const declared = new Map<string, DirectorySpec>()
+  const byName = new Map(m.containers.map((c) => [c.name, c]))
+  ;(m.directories ?? []).forEach((d, i) => {
+    const at = `directories[${i}]`
+    if (!isContainedRelativePath(d.path)) {
+      add(`${at}.path`, `expected a path inside the app's data root (relative, no ".."), got "${d.path}"`)
+    } else if (filePaths.has(d.path)) {
+      add(`${at}.path`, `"${d.path}" is one of this app's rendered files, not a directory`)
+    } else if (declared.has(d.path)) {
+      add(`${at}.path`, `directory "${d.path}" is declared twice`)
+    }
+    declared.set(d.path, d)
+    if (d.owner !== undefined && parseUser(d.owner) === undefined) {
+      const c = byName.get(d.owner)
+      if (c === undefined) {
+        add(`${at}.owner`, `expected a container of this app or a numeric uid[:gid], got "${d.owner}"`)
+      } else if (parseUser(c.user) === undefined) {
+        add(
+          `${at}.owner`,
+          `container ${c.name} runs as user "${c.user}", a name only its image can resolve: give it a numeric uid[:gid]`
+        )
+      }
+    }
+  })
+  const writers = new Map<string, { readonly name: string; readonly user: string }>()
+  m.containers.forEach((c, i) => {
+    ;(c.mounts ?? []).forEach((mount, j) => {
+      if (mount.readOnly === true || filePaths.has(mount.source) || !isContainedRelativePath(mount.source))
+        return
+      const user = parseUser(c.user)
+      if (user === undefined) {
+        if (declared.get(mount.source)?.owner === undefined) {
+          add(
+            `containers[${i}].user`,
+            `expected a numeric uid[:gid] such as 1000:1000 (a user name only the image can resolve), since it writes to "${mount.source}" and the node must give that directory to its uid`
+          )
+        }
+        return
+      }
+      const first = writers.get(mount.source)
+      const text = `${user.uid}:${user.gid}`
+      if (first === undefined) writers.set(mount.source, { name: c.name, user: text })
+      else if (first.user !== text && declared.get(mount.source)?.owner === undefined) {
+        add(
+          `containers[${i}].mounts[${j}].source`,
+          `"${mount.source}" is also written by container ${first.name} as ${first.user}, this one runs as ${text}: declare its owner under directories`
+        )
+      }
+    })
+  })
 }

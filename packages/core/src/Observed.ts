@@ -71,6 +71,17 @@ export const ObservedFile = Schema.Struct({
 })
 export type ObservedFile = typeof ObservedFile.Type
 
+/** What is at a desired directory's path (`lstat`: a symbolic link is reported as one, never followed). */
+export const ObservedDirectory = Schema.Struct({
+  /** Absolute host path. */
+  path: Schema.String,
+  kind: Schema.Literals(["directory", "symlink", "other"]),
+  mode: Schema.Int,
+  uid: Schema.Int,
+  gid: Schema.Int
+})
+export type ObservedDirectory = typeof ObservedDirectory.Type
+
 /** The reconciler remembers crashes; while `untilMs` is in the future it does not restart. */
 export const Backoff = Schema.Struct({
   container: Schema.String,
@@ -98,6 +109,8 @@ export const Observed = Schema.Struct({
   /** Names of the canonical secrets that exist (never their values). */
   secrets: Schema.Array(Schema.String),
   files: Schema.Array(ObservedFile),
+  /** The desired directories that exist (a missing one is absent); absent in older snapshots. */
+  directories: Schema.optionalKey(Schema.Array(ObservedDirectory)),
   backoff: Schema.optionalKey(Schema.Array(Backoff)),
   orphans: Schema.optionalKey(Schema.Array(OrphanContainer))
 })

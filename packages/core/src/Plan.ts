@@ -15,8 +15,14 @@
  * that one is adopted (FM1/FM3: the old scripts' containers survive a daemon restart).
  */
 import { Action } from "./Action.ts"
-import type { Desired, DesiredContainer, DesiredFile } from "./Desired.ts"
-import { labels, type Observed, type ObservedContainer, type ObservedFile } from "./Observed.ts"
+import type { Desired, DesiredContainer, DesiredDirectory, DesiredFile } from "./Desired.ts"
+import {
+  labels,
+  type Observed,
+  type ObservedContainer,
+  type ObservedDirectory,
+  type ObservedFile
+} from "./Observed.ts"
 
 export interface PlanOptions {
   /** Epoch milliseconds; only compared with backoff deadlines. */
@@ -59,6 +65,47 @@ const fileDrift = (
   return undefined
 }
 
+/**
+ * What one desired directory needs: creating, or its mode or owner set, or nothing. Only the
+ * directory itself: its contents are the app's data, never chowned or chmodded recursively (a
+ * recursive chown of a node's block files would take hours and undo what the app chose). Nothing
+ * here ever deletes a directory.
+ */
+const directoryAction = (want: DesiredDirectory, have: ObservedDirectory | undefined): Action | undefined => {
+  const target = `dir:${want.path}`
+  const owner = `${want.uid}:${want.gid}`
+  if (have === undefined) {
+    return Action.EnsureDirectory({
+      target,
+      cause: `${want.shown} does not exist (${want.purpose}; want ${octal(want.mode)}, owner ${owner})`,
+      directory: want,
+      exists: false
+    })
+  }
+  if (have.kind !== "directory") {
+    return Action.Wait({
+      target,
+      cause: `${want.shown} is ${have.kind === "symlink" ? "a symbolic link" : "not a directory"}; it is never followed or replaced: move it away (${want.purpose})`
+    })
+  }
+  const modeDrift = (have.mode & 0o7777) !== want.mode
+  const ownerDrift = have.uid !== want.uid || have.gid !== want.gid
+  if (!modeDrift && !ownerDrift) return undefined
+  const is = [
+    ...(modeDrift ? [octal(have.mode)] : []),
+    ...(ownerDrift ? [`owned by ${have.uid}:${have.gid}`] : [])
+  ].join(" ")
+  const wants = [...(modeDrift ? [octal(want.mode)] : []), ...(ownerDrift ? [`owned by ${owner}`] : [])].join(
+    " "
+  )
+  return Action.EnsureDirectory({
+    target,
+    cause: `${want.shown} is ${is}, want ${wants}`,
+    directory: want,
+    exists: true
+  })
+}
+
 export const plan = (desired: Desired, observed: Observed, options: PlanOptions): ReadonlyArray<Action> => {
   const prerequisites: Array<Action> = []
   const teardown: Array<Action> = []
@@ -75,7 +122,13 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
       })
     )
   }
-  // Network, secrets, images.
+  // The node's directories (secrets live in one), network, secrets, images.
+  const dirsByPath = new Map<string, ObservedDirectory>()
+  for (const d of observed.directories ?? []) dirsByPath.set(d.path, d)
+  for (const dir of desired.directories) {
+    const action = directoryAction(dir, dirsByPath.get(dir.path))
+    if (action !== undefined) prerequisites.push(action)
+  }
   const net = observed.networks.find((n) => n.name === desired.network.name)
   if (net === undefined) {
     prerequisites.push(
@@ -160,6 +213,11 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
     stops
   }
   for (const app of desired.apps) {
+    // Before the files written into them and the containers that mount them.
+    for (const dir of app.directories) {
+      const action = directoryAction(dir, dirsByPath.get(dir.path))
+      if (action !== undefined) bringUp.push(action)
+    }
     for (const file of app.files) {
       const target = `file:${file.path}`
       if (file.renderError !== undefined && file.failSafe === true) {

@@ -529,3 +529,98 @@ describe("formatIssue", () => {
     assert.strictEqual(formatIssue({ file: FILE, path: "", message: "bad" }), `${FILE}: bad`)
   })
 })
+
+describe("parseManifest: directories and ownership", () => {
+  const tor = (dirs: ReadonlyArray<Doc>, container: Doc = {}) =>
+    parseDoc(
+      demo(
+        { user: "100:101", mounts: [{ source: "data", target: "/var/lib/tor" }], ...container },
+        { directories: dirs }
+      )
+    )
+
+  it("accepts declared directories owned by a container or a numeric uid", () => {
+    const m = manifestOf(
+      tor([
+        { path: "data/hidden_service", mode: "0700", owner: "demo" },
+        { path: "data/other", owner: "1000:1000" },
+        { path: "data/plain" }
+      ])
+    )
+    assert.deepStrictEqual(m.directories?.[0], { path: "data/hidden_service", mode: "0700", owner: "demo" })
+  })
+
+  it("refuses a directory outside the data root or with ..", () => {
+    for (const path of ["../etc", "/etc/tor", "data/../../x", "data//x", "./data"]) {
+      const issue = assertOnlyIssue(tor([{ path }]), "directories[0].path", /inside the app's data root/)
+      assert.include(issue.message, `"${path}"`)
+    }
+  })
+
+  it("refuses an owner that is neither a container of the app nor a numeric uid, and a bad mode", () => {
+    assertOnlyIssue(
+      tor([{ path: "data/hs", owner: "tor" }]),
+      "directories[0].owner",
+      /a container of this app/
+    )
+    assertOnlyIssue(tor([{ path: "data/hs", mode: "700" }]), "directories[0].mode", /octal file mode/)
+  })
+
+  it("refuses a directory declared twice, or one that is a rendered file", () => {
+    assertOnlyIssue(tor([{ path: "data/hs" }, { path: "data/hs" }]), "directories[1].path", /declared twice/)
+    const files = [{ path: "data/bitcoin.conf", renderer: "bitcoin-conf", consumers: ["demo"] }]
+    const doc = demo(
+      {},
+      { secrets: ["bitcoin-rpc-password"], files, directories: [{ path: "data/bitcoin.conf" }] }
+    )
+    assertOnlyIssue(parseDoc(doc), "directories[0].path", /rendered files, not a directory/)
+  })
+
+  it("needs a numeric user for a container that writes a data dir", () => {
+    const issue = assertOnlyIssue(
+      parseDoc(demo({ user: "bitcoin", mounts: [{ source: "data", target: "/data" }] })),
+      "containers[0].user",
+      /numeric uid/
+    )
+    assert.include(issue.message, `"data"`)
+    // Read-only, or given an owner explicitly: the name is the image's business.
+    manifestOf(
+      parseDoc(demo({ user: "bitcoin", mounts: [{ source: "data", target: "/data", readOnly: true }] }))
+    )
+    manifestOf(
+      parseDoc(
+        demo(
+          { user: "bitcoin", mounts: [{ source: "data", target: "/data" }] },
+          { directories: [{ path: "data", owner: "1000" }] }
+        )
+      )
+    )
+    assertOnlyIssue(
+      parseDoc(
+        demo(
+          { user: "bitcoin", mounts: [{ source: "data", target: "/data" }] },
+          { directories: [{ path: "data", owner: "demo" }] }
+        )
+      ),
+      "directories[0].owner",
+      /a name only its image can resolve/
+    )
+  })
+
+  it("refuses two writers with different users on one directory unless its owner is declared", () => {
+    const doc = demo({ user: "1000", mounts: [{ source: "data", target: "/data" }] })
+    ;(doc.containers as Array<Doc>).push({
+      name: "demo-db",
+      image: "docker.io/library/nginx:1.27.5-alpine",
+      user: "999",
+      mounts: [{ source: "data", target: "/db" }]
+    })
+    const issue = assertOnlyIssue(
+      parseDoc(doc),
+      "containers[1].mounts[0].source",
+      /also written by container demo/
+    )
+    assert.include(issue.message, "1000:1000")
+    manifestOf(parseDoc({ ...doc, directories: [{ path: "data", owner: "demo-db" }] }))
+  })
+})

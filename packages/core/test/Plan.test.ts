@@ -80,9 +80,23 @@ describe("plan", () => {
 
   it("orders a fresh node: prerequisites, then each app after its dependencies, files before containers", () => {
     const l = lines(planFor(freshNode))
-    assert.strictEqual(l[0], "ensure-network network:archipelago")
-    assert.strictEqual(l[1], "ensure-secret secret:bitcoin-rpc-password")
+    assert.deepStrictEqual(l.slice(0, 5), [
+      "ensure-directory dir:/var/lib/archipelago",
+      "ensure-directory dir:/var/lib/archipelago/apps",
+      "ensure-directory dir:/var/lib/archipelago/secrets",
+      "ensure-network network:archipelago",
+      "ensure-secret secret:bitcoin-rpc-password"
+    ])
     const at = (s: string) => l.indexOf(s)
+    // An app's directories come first, parents before children, then its files and containers.
+    assert.isTrue(
+      at("ensure-directory dir:/var/lib/archipelago/apps/bitcoin-knots") <
+        at("ensure-directory dir:/var/lib/archipelago/apps/bitcoin-knots/data")
+    )
+    assert.isTrue(
+      at("ensure-directory dir:/var/lib/archipelago/apps/bitcoin-knots/data") <
+        at(`write-file file:${bitcoinConf}`)
+    )
     assert.isTrue(at(`write-file file:${bitcoinConf}`) < at("create container:bitcoin-knots"))
     assert.isTrue(at("start container:bitcoin-knots") < at("create container:archy-bitcoin-ui"))
     // lnd and electrumx need bitcoind healthy, so they wait; their UIs wait for them to run.

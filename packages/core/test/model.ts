@@ -100,6 +100,17 @@ export const applyAction = (node: ModelNode, action: Action, now: number): Model
         ...node,
         observed: { ...o, orphans: (o.orphans ?? []).filter((x) => x.id !== action.containerId) }
       }
+    case "EnsureDirectory": {
+      const d = action.directory
+      const dir = { path: d.path, kind: "directory" as const, mode: 0o40000 | d.mode, uid: d.uid, gid: d.gid }
+      return {
+        ...node,
+        observed: {
+          ...o,
+          directories: [...(o.directories ?? []).filter((x) => x.path !== d.path), dir]
+        }
+      }
+    }
     case "Create":
       return withContainers([...o.containers, created(action.container, freshId())])
     case "Recreate":

@@ -26,6 +26,7 @@ import { AdoptionStore } from "./AdoptionStore.ts"
 import { AppLocks } from "./AppLocks.ts"
 import { writeAtomic } from "./AtomicFile.ts"
 import { CrashMemory } from "./CrashBackoff.ts"
+import { ensureDirectory, observeDirectories } from "./Directories.ts"
 import { checkGates, HealthBook, overlayHealth } from "./Health.ts"
 import { SecretStore } from "./SecretStore.ts"
 import { UpgradeStore } from "./UpgradeStore.ts"
@@ -139,6 +140,10 @@ export const observeNode = Effect.fn("Reconciler.observe")(function* (desired: D
     networks: snapshot.networks,
     secrets: yield* store.names,
     files: yield* observeFiles(desired),
+    directories: yield* observeDirectories([
+      ...desired.directories,
+      ...desired.apps.flatMap((a) => a.directories)
+    ]),
     ...(orphans.length > 0 ? { orphans } : {})
   } satisfies Observed
 })
@@ -159,6 +164,8 @@ export const execute = Effect.fn("Reconciler.execute")(function* (action: Action
       const store = yield* SecretStore
       return yield* store.ensure(action.name)
     }
+    case "EnsureDirectory":
+      return yield* ensureDirectory(action.directory, action.exists)
     case "WriteFile": {
       const file = action.file
       // Rendered now when its secret was generated earlier in this same pass.
@@ -210,6 +217,7 @@ export const execute = Effect.fn("Reconciler.execute")(function* (action: Action
  * safely). Each runs under its apps' locks when the daemon provides them.
  */
 const mustFinish: ReadonlySet<Action["_tag"]> = new Set([
+  "EnsureDirectory",
   "EnsureSecret",
   "WriteFile",
   "Create",
@@ -234,6 +242,9 @@ const appsOf = (action: Action, desired: Desired.Desired): ReadonlyArray<string>
   switch (action._tag) {
     case "EnsureNetwork":
       return "all"
+    case "EnsureDirectory":
+      // The node's own directories (the secrets dir) come before everything.
+      return action.directory.app !== undefined ? [action.directory.app] : "all"
     case "EnsureSecret":
       return desired.apps.filter((a) => a.files.some((f) => f.secrets.includes(action.name))).map((a) => a.id)
     case "PullImage":
