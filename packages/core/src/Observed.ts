@@ -109,7 +109,10 @@ export const Observed = Schema.Struct({
   /** Names of the canonical secrets that exist (never their values). */
   secrets: Schema.Array(Schema.String),
   files: Schema.Array(ObservedFile),
-  /** The desired directories that exist (a missing one is absent); absent in older snapshots. */
+  /**
+   * The desired directories that exist (a missing one is left out). The whole key is absent when
+   * nobody looked (a hand-made or older snapshot): then directories are not planned at all.
+   */
   directories: Schema.optionalKey(Schema.Array(ObservedDirectory)),
   backoff: Schema.optionalKey(Schema.Array(Backoff)),
   orphans: Schema.optionalKey(Schema.Array(OrphanContainer))
@@ -117,7 +120,14 @@ export const Observed = Schema.Struct({
 export type Observed = typeof Observed.Type
 
 /** A node with nothing on it: what `archy plan` assumes without `--observed`. */
-export const empty: Observed = { containers: [], images: [], networks: [], secrets: [], files: [] }
+export const empty: Observed = {
+  containers: [],
+  images: [],
+  networks: [],
+  secrets: [],
+  files: [],
+  directories: []
+}
 
 /** Our labels. A container without `app` is not ours and is never touched. */
 export const labels = {

@@ -123,9 +123,11 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
     )
   }
   // The node's directories (secrets live in one), network, secrets, images.
+  // A snapshot without directories did not look at them: nothing is known, nothing planned.
+  const dirsObserved = observed.directories !== undefined
   const dirsByPath = new Map<string, ObservedDirectory>()
   for (const d of observed.directories ?? []) dirsByPath.set(d.path, d)
-  for (const dir of desired.directories) {
+  for (const dir of dirsObserved ? desired.directories : []) {
     const action = directoryAction(dir, dirsByPath.get(dir.path))
     if (action !== undefined) prerequisites.push(action)
   }
@@ -214,7 +216,7 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
   }
   for (const app of desired.apps) {
     // Before the files written into them and the containers that mount them.
-    for (const dir of app.directories) {
+    for (const dir of dirsObserved ? app.directories : []) {
       const action = directoryAction(dir, dirsByPath.get(dir.path))
       if (action !== undefined) bringUp.push(action)
     }

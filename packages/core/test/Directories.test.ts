@@ -152,6 +152,11 @@ describe("plan: directories", () => {
     )
   })
 
+  it("a snapshot that did not look at directories (no key) plans none", () => {
+    const { directories: _none, ...blind } = empty
+    assert.deepStrictEqual(dirActions(d, blind), [])
+  })
+
   it("plans nothing when every directory matches", () => {
     assert.deepStrictEqual(dirActions(d, { ...empty, directories: have }), [])
   })
