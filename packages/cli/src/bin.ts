@@ -17,6 +17,7 @@ import { doctor } from "./commands/Doctor.ts"
 import { plan } from "./commands/Plan.ts"
 import { release } from "./commands/Release.ts"
 import { status } from "./commands/Status.ts"
+import { update } from "./commands/Update.ts"
 import { rollback, upgrade } from "./commands/Upgrade.ts"
 import { validate } from "./commands/Validate.ts"
 import { Reported } from "./Reported.ts"
@@ -33,7 +34,8 @@ const archy = Command.make("archy").pipe(
     upgrade,
     rollback,
     release,
-    configure
+    configure,
+    update
   ])
 )
 

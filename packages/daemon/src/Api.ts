@@ -144,7 +144,11 @@ const methods: ReadonlyMap<string, Method> = new Map([
   ),
   method("system.plan", NoParams, "no params", (ops) => ops.plan),
   method("system.reconcile", NoParams, "no params", (ops) => ops.reconcile),
-  method("system.health", NoParams, "no params", (ops) => ops.health)
+  method("system.health", NoParams, "no params", (ops) => ops.health),
+  method("update.check", NoParams, "no params", (ops) => ops.updateCheck),
+  method("update.apply", NoParams, "no params", (ops) => ops.updateApply),
+  method("update.status", NoParams, "no params", (ops) => ops.updateStatus),
+  method("update.rollback", NoParams, "no params", (ops) => ops.updateRollback)
 ])
 
 /** The JSON-RPC methods the API serves. */

@@ -142,5 +142,10 @@ export class Operations extends Context.Service<
     /** A pass now (waits for a running one to finish first). */
     readonly reconcile: Effect.Effect<ReadonlyArray<ActionView>, OperationError>
     readonly health: Effect.Effect<SystemHealth, OperationError>
+    /** Over-the-air updates (see @archy/ota): what the mirrors offer, apply it, state, roll back. */
+    readonly updateCheck: Effect.Effect<unknown, OperationError>
+    readonly updateApply: Effect.Effect<unknown, OperationError>
+    readonly updateStatus: Effect.Effect<unknown, OperationError>
+    readonly updateRollback: Effect.Effect<unknown, OperationError>
   }
 >()("archy/daemon/Operations") {}

@@ -38,6 +38,14 @@ import {
 } from "./Operations.ts"
 import { SelectionStore } from "./SelectionStore.ts"
 
+/** The OTA operations as the daemon runs them (main.ts builds them from @archy/ota's Updater). */
+export interface Updates {
+  readonly check: Effect.Effect<unknown, { readonly message: string }>
+  readonly apply: Effect.Effect<unknown, { readonly message: string }>
+  readonly status: Effect.Effect<unknown, { readonly message: string }>
+  readonly rollback: Effect.Effect<unknown, { readonly message: string }>
+}
+
 const view = (r: ActionReport): ActionView => ({
   kind: Action.kindName(r.action._tag),
   target: r.action.target,
@@ -75,7 +83,13 @@ const settingViews = (
   }))
 }
 
-export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
+/** For a daemon without an install (tests of the other operations): every update.* call says so. */
+const noUpdates: Updates = (() => {
+  const refuse = Effect.fail({ message: "over-the-air updates are not configured in this daemon" })
+  return { check: refuse, apply: refuse, status: refuse, rollback: refuse }
+})()
+
+export const layer = (daemon: DaemonHandle, config: DaemonConfig, updates: Updates = noUpdates) =>
   Layer.effect(
     Operations,
     Effect.gen(function* () {
@@ -376,6 +390,10 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig) =>
           Effect.map((p) => p.reports.map(view)),
           Effect.mapError(serverError)
         ),
+        updateCheck: updates.check.pipe(Effect.mapError(serverError)),
+        updateApply: updates.apply.pipe(Effect.mapError(serverError)),
+        updateStatus: updates.status.pipe(Effect.mapError(serverError)),
+        updateRollback: updates.rollback.pipe(Effect.mapError(serverError)),
         health: Effect.gen(function* () {
           const c = yield* catalog
           const podman = yield* runtime.observe.pipe(Effect.result)

@@ -70,7 +70,11 @@ const fakeOperations = (calls: Array<string>) => {
       reconcile: record("reconcile()").pipe(Effect.as([])),
       health: record("health()").pipe(
         Effect.as({ podman: "reachable" as const, catalogIssues: 0, uptimeSeconds: 12 })
-      )
+      ),
+      updateCheck: record("updateCheck()").pipe(Effect.as({ latest: "2", available: true })),
+      updateApply: record("updateApply()").pipe(Effect.as({ from: "1", to: "2" })),
+      updateStatus: record("updateStatus()").pipe(Effect.as({ current: "1" })),
+      updateRollback: record("updateRollback()").pipe(Effect.as({ outcome: "rolled-back" }))
     })
   )
 }

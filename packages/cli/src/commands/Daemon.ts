@@ -13,6 +13,7 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import { resolveAppsDir } from "../CatalogInput.ts"
 import { apiPortOf, nodeConfigOf, nodeFlags, nodeLayer, stateDirOf } from "../NodeOptions.ts"
+import { otaOptionsOf, updateFlags, verifyFlags } from "../UpdateOptions.ts"
 
 const envNumber = (name: string): number | undefined => {
   const v = process.env[name]
@@ -23,6 +24,8 @@ export const daemon = Command.make(
   "daemon",
   {
     ...nodeFlags,
+    ...updateFlags,
+    ...verifyFlags,
     interval: Flag.Int("interval").pipe(
       Flag.withDescription("Seconds between timer passes (env ARCHY_INTERVAL; default 30)"),
       Flag.optional
@@ -54,6 +57,7 @@ export const daemon = Command.make(
       debounce: Duration.millis(options.debounce),
       healthTick: Duration.seconds(1),
       events: !options.noEvents,
+      ota: otaOptionsOf(options),
       onReady: ({ port }) =>
         Console.error(`archy daemon: API on 127.0.0.1:${port}; SIGTERM or Ctrl-C stops it`)
     }).pipe(
