@@ -6,20 +6,23 @@
 #   slirp4netns       rootless podman's network namespace (test/integration/rootless.integration.test.ts)
 #   systemd           systemd-analyze, which verifies the daemon's unit inside the image overlay
 #                     (test/image-recipe/overlay.test.ts); it works where systemd is not PID 1
+#   nginx-light       the web UI in front of a release's web/ in the OTA suite (its own instance)
+#   openssl           the OTA suite's self-signed certificate for that nginx
 #
 # Rootless networking also needs /dev/net/tun open to every user (0666): udev's default rules set
 # that on a normal Debian; a machine without udev keeps the kernel's 0600, so it is set here.
 #
-# The package ships an init script and a systemd unit that would serve its default config (every
-# interface, port 5000, htpasswd auth) as soon as it is installed. Tests run their own registry with
-# their own config, so the install is done with service starts refused (policy-rc.d exits 101, which
-# both invoke-rc.d and deb-systemd-invoke honour) and the service is left stopped.
+# docker-registry and nginx-light ship init scripts and systemd units that would serve their default
+# configs (every interface, ports 5000 and 80) as soon as they are installed. Tests run their own
+# registry and nginx with their own configs, so the install is done with service starts refused
+# (policy-rc.d exits 101, which both invoke-rc.d and deb-systemd-invoke honour) and the services are
+# left stopped.
 #
 # Idempotent: packages are installed only when missing (one `apt-get update`, only then).
 # Run as root. Usage: scripts/install-test-deps.sh
 set -euo pipefail
 
-packages=(docker-registry uidmap slirp4netns systemd)
+packages=(docker-registry uidmap slirp4netns systemd nginx-light openssl)
 policy=/usr/sbin/policy-rc.d
 
 log() { printf '%s install-test-deps: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -51,7 +54,8 @@ else
 fi
 
 [ -x /usr/bin/docker-registry ] || die "/usr/bin/docker-registry is missing after the install"
-for b in /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/slirp4netns /usr/bin/systemd-analyze; do
+for b in /usr/sbin/nginx /usr/bin/openssl /usr/bin/newuidmap /usr/bin/newgidmap /usr/bin/slirp4netns \
+  /usr/bin/systemd-analyze; do
   [ -x "$b" ] || die "$b is missing after the install"
 done
 
