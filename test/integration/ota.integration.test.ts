@@ -257,6 +257,17 @@ describe.skipIf(skip !== undefined)(
         assert.strictEqual(cli.status, 0, cli.stderr)
         assert.match(cli.stdout, /current:\s+2\.0\.0/)
         assert.match(cli.stdout, /last:\s+committed 1\.0\.0 -> 2\.0\.0/)
+        // And back by hand: the kept previous release.
+        const back = await daemon!.rpc("update.rollback")
+        assert.isUndefined(back.error, JSON.stringify(back.error))
+        await sleep(500)
+        await daemon!.waitUp()
+        const rolled = await settled()
+        assert.strictEqual(rolled.current, "1.0.0")
+        assert.strictEqual(rolled.running, "1.0.0")
+        assert.strictEqual(rolled.previous, "2.0.0")
+        assert.deepInclude(rolled.last as object, { outcome: "rolled-back", reason: "requested by the user" })
+        assert.deepStrictEqual(await page(), { status: 200, version: "1.0.0" })
         await stopDaemon()
       }
     )
@@ -362,6 +373,41 @@ describe.skipIf(skip !== undefined)(
         await stopDaemon()
       }
     )
+
+    it("a 2.0.0 whose daemon cannot even start is rolled back before its fourth start", slow, async () => {
+      const broken = out("v2-broken")
+      if (!existsSync(broken)) {
+        const tree = join(work, "tree-broken")
+        stageTree(tree, { version: "2.0.0", page: "archy 2.0.0" })
+        writeFileSync(join(tree, "lib/archy.mjs"), 'throw new Error("this release is broken")\n')
+        buildRelease(tree, "2.0.0", key(), broken)
+      }
+      await installV1()
+      good!.mode = { kind: "serve", dir: broken }
+      try {
+        await startDaemon([good!.url])
+        await settled()
+        const applied = await daemon!.rpc("update.apply")
+        assert.isUndefined(applied.error, JSON.stringify(applied.error))
+        await sleep(1_000)
+        const s = await settled(120_000)
+        assert.strictEqual(s.current, "1.0.0")
+        assert.strictEqual(s.running, "1.0.0")
+        assert.strictEqual(s.last?.outcome, "rolled-back")
+        assert.strictEqual(s.last?.failure?.probe, "boot")
+        assert.match(s.last?.failure?.error ?? "", /started 3 times without reaching a verdict/)
+        assert.strictEqual(
+          daemon!.exits().filter((e) => e === "exit 1").length,
+          3,
+          daemon!.exits().join(", ")
+        )
+        assert.match(daemon!.output(), /this release is broken/)
+        assert.deepStrictEqual(await page(), { status: 200, version: "1.0.0" })
+      } finally {
+        good!.mode = { kind: "serve", dir: out("v2") }
+        await stopDaemon()
+      }
+    })
 
     /** A signed release whose tarball's root entry is 0700: the build check bypassed by hand. */
     const makeSigned0700 = () => {

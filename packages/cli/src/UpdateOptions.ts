@@ -67,7 +67,7 @@ const envSeconds = (name: string): number | undefined => {
   return Number.isFinite(n) && n > 0 ? n : undefined
 }
 
-export const installDirOf = (o: UpdateOptions): string =>
+export const installDirOf = (o: { readonly installDir: Option.Option<string> }): string =>
   Option.getOrUndefined(o.installDir) ?? env("ARCHY_INSTALL_DIR") ?? Install.defaultInstallDir
 
 export const mirrorOptionsOf = (o: UpdateOptions): MirrorOptions => ({

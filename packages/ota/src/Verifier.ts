@@ -7,10 +7,11 @@
  * back to the previous release (its web UI and its apps catalog with it: the next passes plan
  * back to that Desired), the result is recorded, the marker removed, and the daemon restarted.
  *
- * The marker counts boots: a release whose daemon dies before a verdict is rolled back unprobed
- * after `maxBoots` starts; a rollback that itself keeps dying is given up after two more: the
- * marker is removed, the result says `gave-up` and why, and the node stays where `current` is,
- * reconciling as usual, for a person to look at (`archy update status`).
+ * The marker counts starts (`countBoot`, run before each start by the service's ExecStartPre): a
+ * release whose daemon dies before a verdict, or cannot start at all, is rolled back unprobed after
+ * `maxBoots` starts; a rollback that itself keeps dying is given up after two more: the marker is
+ * removed, the result says `gave-up` and why, and the node stays where `current` is, reconciling
+ * as usual, for a person to look at (`archy update status`).
  */
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
@@ -102,16 +103,35 @@ const prove = (options: VerifierOptions, marker: PendingMarker) =>
   })
 
 /**
+ * Runs before every daemon start (`archy update boot`, from the unit's ExecStartPre through
+ * image-recipe/archy-boot, with the previous release's archy: code known to start). Counts the
+ * start in the marker, durably; past `maxBoots` starts of the new release without a verdict (its
+ * daemon dies before deciding, or cannot start at all), it rolls back right here, without the new
+ * release's code: the reason goes into the marker, `current` back to `from`, and the daemon that
+ * starts next is the previous release's, which records the result.
+ */
+export const countBoot = (install: Install, maxBoots: number) =>
+  Effect.gen(function* () {
+    const found = yield* install.marker
+    if (found === undefined) return { _tag: "NoUpdate" } as BootDecision
+    const marker: PendingMarker = { ...found, boots: found.boots + 1 }
+    yield* install.writeMarker(marker)
+    const decision = decideAtBoot(marker, yield* install.current, { maxBoots })
+    if (decision._tag === "RollBack" && (yield* install.hasRelease(marker.from))) {
+      yield* install.writeMarker({ ...marker, rollback: decision.failure })
+      yield* install.switchTo(marker.from)
+    }
+    return decision
+  })
+
+/**
  * Runs at every daemon start, after the API listens and the reconciler runs. Returns what it
  * decided (for the log and the tests); a rollback ends with a restart request.
  */
 export const verifyAtBoot = (install: Install, options: VerifierOptions) =>
   Effect.gen(function* () {
-    const found = yield* install.marker
-    if (found === undefined) return { _tag: "NoUpdate" } as BootDecision
-    // Count this boot first, durably: a crash during verification must still count.
-    const marker: PendingMarker = { ...found, boots: found.boots + 1 }
-    yield* install.writeMarker(marker)
+    const marker = yield* install.marker
+    if (marker === undefined) return { _tag: "NoUpdate" } as BootDecision
     const current = yield* install.current
     const decision = decideAtBoot(marker, current, { maxBoots: options.maxBoots })
     const services = yield* ServiceManager

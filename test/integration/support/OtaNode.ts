@@ -318,7 +318,8 @@ export interface Supervisor {
 
 /**
  * Runs `<installDir>/current/bin/archy daemon ARGS` and starts it again (after 200 ms, as
- * systemd's RestartSec) whenever it exits, for whatever reason, until `stop`.
+ * systemd's RestartSec) whenever it exits, for whatever reason, until `stop`; before each start,
+ * image-recipe/archy-boot, as the unit's ExecStartPre.
  */
 export const supervise = (options: {
   readonly installDir: string
@@ -333,8 +334,15 @@ export const supervise = (options: {
   const exits: Array<string> = []
   let output = ""
   let exited: Promise<void> = Promise.resolve()
-  const start = () => {
+  const start = async () => {
     starts++
+    // ExecStartPre, as in image-recipe/archipelago.service.
+    const pre = await run(join(repoRoot, "image-recipe/archy-boot"), [], {
+      env: { ...process.env, ...options.env, ARCHY_INSTALL_DIR: options.installDir },
+      timeoutMs: 60_000
+    })
+    output += `${pre.stdout}${pre.stderr}`
+    if (stopping) return
     const c = spawn(
       join(options.installDir, "current/bin/archy"),
       ["daemon", "--port", String(options.port), "--state-dir", options.stateDir, ...options.args],
@@ -350,11 +358,11 @@ export const supervise = (options: {
       c.once("exit", (code, signal) => {
         exits.push(signal ?? `exit ${code}`)
         resolve()
-        if (!stopping) setTimeout(() => !stopping && start(), 200)
+        if (!stopping) setTimeout(() => !stopping && void start(), 200)
       })
     )
   }
-  start()
+  void start()
   const token = () => readFileSync(join(options.stateDir, "secrets/api-token"), "utf8").trim()
   let id = 1
   return {

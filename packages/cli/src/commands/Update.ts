@@ -7,6 +7,7 @@
 import * as Install from "@archy/ota/Install"
 import { ServiceManager } from "@archy/ota/ServiceManager"
 import * as Updater from "@archy/ota/Updater"
+import { countBoot, defaultMaxBoots } from "@archy/ota/Verifier"
 import * as Console from "effect/Console"
 import { Command, Flag } from "effect/cli"
 import * as Effect from "effect/Effect"
@@ -91,6 +92,32 @@ const verb = (name: Verb, description: string) =>
     })
   ).pipe(Command.withDescription(description))
 
+/**
+ * `archy update boot`: run before each daemon start (image-recipe/archy-boot, the unit's
+ * ExecStartPre) with the previous release's archy while an update is pending: counts the start
+ * and rolls back when the new release keeps failing to reach a verdict. Never fails the start.
+ */
+const boot = Command.make(
+  "boot",
+  { installDir: updateFlags.installDir },
+  Effect.fn(function* (options) {
+    const dir = installDirOf(options)
+    const decision = yield* Effect.gen(function* () {
+      const install = yield* Install.make(dir)
+      return yield* countBoot(install, defaultMaxBoots)
+    }).pipe(Effect.catch((e) => Effect.as(Console.error(`archy update boot: ${e.message}`), undefined)))
+    if (decision === undefined || decision._tag === "NoUpdate") return
+    const m = "marker" in decision ? decision.marker : undefined
+    if (decision._tag === "RollBack")
+      yield* Console.error(
+        `archy update boot: ${m?.to} did not reach a verdict in ${defaultMaxBoots} starts; rolled back to ${m?.from}`
+      )
+    else yield* Console.error(`archy update boot: start ${m?.boots} with ${m?.from} -> ${m?.to} pending`)
+  })
+).pipe(
+  Command.withDescription("Count a daemon start while an update is pending (the service's ExecStartPre)")
+)
+
 export const update = Command.make("update").pipe(
   Command.withDescription("Over-the-air updates of this node: check, apply, status, rollback"),
   Command.withSubcommands([
@@ -100,6 +127,7 @@ export const update = Command.make("update").pipe(
       "Fetch, verify and install the newest release, then restart into it (it must prove itself)"
     ),
     verb("status", "The current and previous release, a pending verification, the last result and why"),
-    verb("rollback", "Go back to the kept previous release and restart")
+    verb("rollback", "Go back to the kept previous release and restart"),
+    boot
   ])
 )
