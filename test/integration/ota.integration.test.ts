@@ -174,6 +174,30 @@ describe.skipIf(skip !== undefined)(
       )
     }
 
+    /** Waits until both fx-worker containers run `image`; the `podman ps` lines. */
+    const workersOn = async (image: string, timeoutMs = 60_000) => {
+      const deadline = Date.now() + timeoutMs
+      let lines: ReadonlyArray<string> = []
+      while (Date.now() < deadline) {
+        lines = podman!
+          .cliOk([
+            "ps",
+            "-a",
+            "--filter",
+            "name=archy-fx-worker",
+            "--format",
+            "{{.Names}} {{.Image}} {{.Status}}"
+          ])
+          .trim()
+          .split("\n")
+        if (lines.filter((l) => l.includes(`${image} Up`)).length === 2 && lines.length === 2) return lines
+        await sleep(250)
+      }
+      throw new Error(
+        `fx-worker is not running on ${image}: ${lines.join("; ")}\n${daemon?.output().slice(-3_000)}`
+      )
+    }
+
     const page = async () => {
       const r = await getWebUi(nginx!.url)
       return { status: r.status, version: /<p>archy (\S+)<\/p>/.exec(r.body)?.[1] }
@@ -245,6 +269,7 @@ describe.skipIf(skip !== undefined)(
         assert.strictEqual(after.previous, "1.0.0")
         assert.deepInclude(after.last as object, { outcome: "committed", from: "1.0.0", to: "2.0.0" })
         assert.deepStrictEqual(await page(), { status: 200, version: "2.0.0" })
+        await workersOn(busyboxV2)
         assert.isFalse(existsSync(join(installDir(), "update-pending.json")))
         assert.isTrue(
           existsSync(join(installDir(), "releases/1.0.0/bin/archy")),
@@ -268,6 +293,7 @@ describe.skipIf(skip !== undefined)(
         assert.strictEqual(rolled.previous, "2.0.0")
         assert.deepInclude(rolled.last as object, { outcome: "rolled-back", reason: "requested by the user" })
         assert.deepStrictEqual(await page(), { status: 200, version: "1.0.0" })
+        await workersOn(busyboxV1)
         await stopDaemon()
       }
     )
@@ -279,6 +305,7 @@ describe.skipIf(skip !== undefined)(
         await installV1()
         await startDaemon([good!.url])
         await settled()
+        await workersOn(busyboxV1)
         const outputBefore = daemon!.output().length
         const root = join(installDir(), "releases/2.0.0")
         // Make the unpacked tree 0700 as soon as it appears, before its daemon starts.
@@ -316,23 +343,7 @@ describe.skipIf(skip !== undefined)(
           /Recreate container:archy-fx-worker/,
           `2.0.0 recreated fx-worker:\n${daemon!.output().slice(outputBefore).slice(-6000)}`
         )
-        const deadline = Date.now() + 60_000
-        let images = ""
-        while (Date.now() < deadline) {
-          images = podman!
-            .cliOk([
-              "ps",
-              "-a",
-              "--filter",
-              "name=archy-fx-worker",
-              "--format",
-              "{{.Names}} {{.Image}} {{.State}}"
-            ])
-            .trim()
-          if (images.split("\n").filter((l) => l.includes(`${busyboxV1} Up`)).length === 2) break
-          await sleep(500)
-        }
-        assert.strictEqual(images.split("\n").filter((l) => l.includes(`${busyboxV1} Up`)).length, 2, images)
+        await workersOn(busyboxV1)
 
         const cli = archy(["update", "status", "--state-dir", stateDir(), "--port", String(port)])
         assert.match(cli.stdout, /last:\s+rolled-back 1\.0\.0 -> 2\.0\.0/)

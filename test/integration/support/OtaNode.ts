@@ -10,7 +10,6 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import {
   chmodSync,
-  copyFileSync,
   createReadStream,
   existsSync,
   lstatSync,
@@ -18,6 +17,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   writeFileSync
 } from "node:fs"
 import { createServer, type Server, type ServerResponse } from "node:http"
@@ -60,29 +60,15 @@ export interface StageOptions {
 }
 
 /**
- * Stages a release tree as the release contract lays it out: bin/archy (a launcher running
- * lib/archy.mjs with the node's Node), lib/archy.mjs (this checkout's bundle, built by bin/archy),
- * web/index.html, apps/, VERSION.
+ * Stages a release tree with scripts/stage-release (the product's launcher and this checkout's
+ * bundle), then gives it the suite's own web/index.html and catalog.
  */
 export const stageTree = (dir: string, options: StageOptions): string => {
-  const bundle = join(repoRoot, ".build/archy.mjs")
-  if (!existsSync(bundle)) sh(join(repoRoot, "bin/archy"), ["--version"])
-  for (const d of ["bin", "lib", "web", "apps"]) mkdirSync(join(dir, d), { recursive: true })
-  writeFileSync(
-    join(dir, "bin/archy"),
-    [
-      "#!/bin/sh",
-      "# Runs the bundled archy with the node's Node; ARCHY_HOME is this release's root.",
-      'here=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)',
-      'ARCHY_HOME="$here" exec node "$here/lib/archy.mjs" "$@"',
-      ""
-    ].join("\n"),
-    { mode: 0o755 }
-  )
-  copyFileSync(bundle, join(dir, "lib/archy.mjs"))
-  writeFileSync(join(dir, "web/index.html"), `<!doctype html><title>archy</title><p>${options.page}</p>\n`)
+  sh(join(repoRoot, "scripts/stage-release"), [dir, options.version])
+  rmSync(join(dir, "apps"), { recursive: true, force: true })
+  mkdirSync(join(dir, "apps"))
   for (const app of options.apps ?? []) sh("cp", ["-r", app, join(dir, "apps/")])
-  writeFileSync(join(dir, "VERSION"), `${options.version}\n`)
+  writeFileSync(join(dir, "web/index.html"), `<!doctype html><title>archy</title><p>${options.page}</p>\n`)
   return dir
 }
 
