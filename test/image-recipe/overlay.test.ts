@@ -82,6 +82,8 @@ const expected = (): Array<string> => [
   "symlink 777 0:0 ./etc/systemd/system/multi-user.target.wants/archipelago.service -> ../archipelago.service",
   "directory 755 0:0 ./opt",
   "directory 755 0:0 ./opt/archipelago",
+  "directory 755 0:0 ./opt/archipelago/bin",
+  "file 755 0:0 ./opt/archipelago/bin/archy-boot",
   `symlink 777 0:0 ./opt/archipelago/current -> releases/${version}`,
   "directory 755 0:0 ./opt/archipelago/releases",
   `directory 755 0:0 ${release}`,
@@ -147,6 +149,7 @@ describe("image-recipe/build-overlay", () => {
     it("the unit says how the daemon runs and stops", () => {
       const unit = readFileSync(join(dest, "etc/systemd/system/archipelago.service"), "utf8")
       for (const line of [
+        "ExecStartPre=-/opt/archipelago/bin/archy-boot",
         "ExecStart=/opt/archipelago/current/bin/archy daemon",
         "Restart=always",
         "KillSignal=SIGTERM",
