@@ -291,9 +291,29 @@ describe.skipIf(skip !== undefined)("app upgrades against real podman (private s
         [...args, "--direct", "--state-dir", stateDir, "--apps", appsDir, "--socket", podman!.socketPath],
         { timeoutMs: 150_000 }
       )
+    // A direct upgrade stopped midway (the record says pending, the container still runs v1):
+    // the next direct command judges it first, then does what it was asked.
+    const file = join(stateDir, "upgrades.json")
+    const now = Date.now()
+    writeFileSync(
+      file,
+      JSON.stringify({
+        [app]: {
+          app,
+          state: "pending",
+          changes: [{ container, from: busyboxV1, to: busyboxV2 }],
+          images: { [container]: busyboxV2 },
+          reason: "waiting for the health gate",
+          startedAtMs: now,
+          updatedAtMs: now
+        }
+      })
+    )
     const up = await archy(["upgrade", app, "--image", busyboxV2])
     assert.strictEqual(up.code, 0, `${up.stdout}\n${up.stderr}`)
+    assert.match(up.stdout, /an earlier upgrade of fx-web was left pending; judged it again:/)
     assert.match(up.stdout, /fx-web: committed: archy-fx-web passed its health check/)
+    assert.match(up.stdout, /fx-web: unchanged: already runs archy-fx-web on the requested image/)
     assert.deepInclude(await inspect(), { image: busyboxV2, state: "running" })
     const status = await archy(["status", "--json"])
     const apps = JSON.parse(status.stdout) as {

@@ -29,7 +29,7 @@ import { readSettings } from "../SettingsInput.ts"
 
 const app = Argument.String("app").pipe(Argument.withDescription("The app's id"))
 
-const print = (o: UpgradeOutcome) =>
+const show = (o: UpgradeOutcome) =>
   Effect.gen(function* () {
     for (const a of o.actions) {
       yield* Console.log(
@@ -38,6 +38,12 @@ const print = (o: UpgradeOutcome) =>
     }
     for (const c of o.changes) yield* Console.log(`${c.container}: ${c.from} -> ${c.to}`)
     yield* Console.log(`${o.id}: ${o.outcome}: ${o.reason}`)
+  })
+
+/** Shows the outcome; a failed upgrade ends the command with exit 1. */
+const print = (o: UpgradeOutcome) =>
+  Effect.gen(function* () {
+    yield* show(o)
     if (o.outcome === "failed") return yield* new Reported()
   })
 
@@ -68,6 +74,7 @@ const reportFailure = (e: { readonly message: string }) =>
 /** Runs `f` on podman directly: the catalog's default selection, passes of this process. */
 const direct = <A>(
   options: NodeOptions,
+  app: string,
   f: (
     ctx: Upgrade.UpgradeContext<unknown>
   ) => Effect.Effect<A, Upgrade.UpgradeError, PodmanRuntime | UpgradeStore | HealthBook>
@@ -87,6 +94,15 @@ const direct = <A>(
             Effect.map((r) => r.reports),
             Effect.provideContext(services)
           )
+      }
+      // No daemon drives it: an upgrade left pending here was stopped midway. Judge it first.
+      const leftover = yield* Upgrade.resume(ctx, app).pipe(
+        Effect.catch(reportFailure),
+        Effect.provideContext(services)
+      )
+      if (leftover !== undefined) {
+        yield* Console.log(`an earlier upgrade of ${app} was left pending; judged it again:`)
+        yield* show(viewOf(leftover))
       }
       return yield* f(ctx).pipe(Effect.catch(reportFailure), Effect.provideContext(services))
     })
@@ -122,7 +138,7 @@ export const upgrade = Command.make(
       ).pipe(Effect.catch(reportFailure))) as UpgradeOutcome
       return yield* print(result)
     }
-    const result = yield* direct(options, (ctx) =>
+    const result = yield* direct(options, options.app, (ctx) =>
       Upgrade.upgrade(ctx, {
         app: options.app,
         ...(image !== undefined ? { image } : {}),
@@ -148,7 +164,7 @@ export const rollback = Command.make(
       )) as UpgradeOutcome
       return yield* print(result)
     }
-    const result = yield* direct(options, (ctx) => Upgrade.rollback(ctx, options.app))
+    const result = yield* direct(options, options.app, (ctx) => Upgrade.rollback(ctx, options.app))
     return yield* print(viewOf(result))
   })
 ).pipe(Command.withDescription("Go back to the images an app ran before its last upgrade"))
