@@ -158,7 +158,7 @@ describe("Daemon", () => {
 
   it.effect("a slow pass delays the next one, never overlaps it", () =>
     withDaemon(
-      ({ daemon, maxConcurrent }) =>
+      ({ daemon, maxConcurrent, observes }) =>
         Effect.gen(function* () {
           // The boot pass's observe takes 40 s: the 30 s timer fires meanwhile.
           yield* settle
@@ -167,6 +167,12 @@ describe("Daemon", () => {
           assert.strictEqual(yield* daemon.passes, 0)
           yield* TestClock.adjust(Duration.seconds(10))
           yield* passesReach(daemon, 1)
+          // The second pass reads real files before its observe: the clock moves only once it
+          // sleeps there, or the 40 s would pass before it began waiting them.
+          for (let i = 0; i < 200 && (yield* Ref.get(observes)) < 2; i++) {
+            yield* TestClock.withLive(Effect.sleep(Duration.millis(50)))
+          }
+          yield* settle
           yield* TestClock.adjust(Duration.seconds(40))
           yield* passesReach(daemon, 2)
           assert.strictEqual(yield* Ref.get(maxConcurrent), 1)
