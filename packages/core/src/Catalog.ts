@@ -17,6 +17,7 @@ import {
   parseManifest,
   referenceSites
 } from "./Manifest.ts"
+import { checkTemplate } from "./Render/Template.ts"
 import * as Settings from "./Settings.ts"
 
 /** A manifest that passed every check, with where it came from. */
@@ -26,6 +27,8 @@ export interface CatalogApp {
   readonly file: string
   /** The app's directory in the catalog (build contexts are relative to it). */
   readonly dir: string
+  /** The text of each template its files name, by file name. */
+  readonly templates: ReadonlyMap<string, string>
 }
 
 export interface Catalog {
@@ -40,6 +43,39 @@ export interface ManifestSource {
   readonly dir: string
   readonly dirName: string
   readonly text: string
+  /** The other files next to the manifest (templates), by file name. */
+  readonly templates?: ReadonlyMap<string, string>
+}
+
+/** Whether either app names the other in `conflicts`: such apps are never installed together. */
+export const conflictsWith = (a: AppManifest, b: AppManifest): boolean =>
+  (a.conflicts ?? []).includes(b.id) || (b.conflicts ?? []).includes(a.id)
+
+/** Each template a manifest names must exist next to it, with placeholders the entry can fill. */
+const templateIssues = (
+  source: ManifestSource,
+  manifest: AppManifest
+): { readonly issues: ReadonlyArray<ManifestIssue>; readonly templates: ReadonlyMap<string, string> } => {
+  const issues: Array<ManifestIssue> = []
+  const templates = new Map<string, string>()
+  ;(manifest.files ?? []).forEach((f, i) => {
+    if (f.template === undefined) return
+    const path = `files[${i}].template`
+    const text = source.templates?.get(f.template)
+    if (text === undefined) {
+      issues.push({
+        file: source.file,
+        path,
+        message: `no template file "${f.template}" next to the manifest`
+      })
+      return
+    }
+    templates.set(f.template, text)
+    for (const problem of checkTemplate(text, { secrets: manifest.secrets ?? [], params: f.params ?? {} })) {
+      issues.push({ file: source.file, path, message: `${f.template}, ${problem}` })
+    }
+  })
+  return { issues, templates }
 }
 
 /** The apps that satisfy a dependency name: the app itself, or every app providing it. */
@@ -55,13 +91,28 @@ export const catalogFromSources = (
   let apps: Array<CatalogApp> = []
   for (const source of [...sources].sort((a, b) => a.dirName.localeCompare(b.dirName))) {
     const parsed = parseManifest(source.file, source.text, source.dirName, policy)
-    if ("issues" in parsed) issues.push(...parsed.issues)
-    else apps.push({ manifest: parsed.manifest, file: source.file, dir: source.dir })
+    if ("issues" in parsed) {
+      issues.push(...parsed.issues)
+      continue
+    }
+    const checked = templateIssues(source, parsed.manifest)
+    if (checked.issues.length > 0) issues.push(...checked.issues)
+    else
+      apps.push({
+        manifest: parsed.manifest,
+        file: source.file,
+        dir: source.dir,
+        templates: checked.templates
+      })
   }
 
-  // Cross-app claims: the first app (by id) keeps a contested name or port.
-  const containerOwner = new Map<string, string>()
-  const portOwner = new Map<string, string>()
+  // Cross-app claims: the first app (by id) keeps a contested name or port. Apps that conflict
+  // with each other are never installed together, so they may claim the same ones (Bitcoin Knots
+  // and Bitcoin Core both serve 8332/8333).
+  const containerOwners = new Map<string, Array<AppManifest>>()
+  const portOwners = new Map<string, Array<AppManifest>>()
+  const clashing = (owners: ReadonlyArray<AppManifest> | undefined, app: AppManifest) =>
+    (owners ?? []).find((o) => !conflictsWith(o, app))?.id
   const rejected = new Set<string>()
   for (const app of apps) {
     // Collect this app's claims first, and register them only if the app is accepted, so a
@@ -70,7 +121,7 @@ export const catalogFromSources = (
     const names = new Map<string, string>()
     const ports = new Map<string, string>()
     app.manifest.containers.forEach((c, i) => {
-      const owner = containerOwner.get(c.name)
+      const owner = clashing(containerOwners.get(c.name), app.manifest)
       if (owner !== undefined) {
         problems.push({
           file: app.file,
@@ -86,7 +137,7 @@ export const catalogFromSources = (
         const host = Settings.resolve(p.host, (ref) => defaults[ref.key])
         const key = `${p.protocol ?? "tcp"}/${host}`
         const path = `containers[${i}].ports[${j}].host`
-        const portApp = portOwner.get(key)
+        const portApp = clashing(portOwners.get(key), app.manifest)
         const inThisApp = ports.get(key)
         if (portApp !== undefined) {
           problems.push({
@@ -109,8 +160,9 @@ export const catalogFromSources = (
       rejected.add(app.manifest.id)
       continue
     }
-    for (const name of names.keys()) containerOwner.set(name, app.manifest.id)
-    for (const key of ports.keys()) portOwner.set(key, app.manifest.id)
+    for (const name of names.keys())
+      containerOwners.set(name, [...(containerOwners.get(name) ?? []), app.manifest])
+    for (const key of ports.keys()) portOwners.set(key, [...(portOwners.get(key) ?? []), app.manifest])
   }
   apps = apps.filter((a) => !rejected.has(a.manifest.id))
 
@@ -263,7 +315,17 @@ export const loadCatalog = Effect.fn("Catalog.load")(function* (
       issues.push({ file, path: "", message: "cannot read manifest.yml (every app directory needs one)" })
       continue
     }
-    sources.push({ file, dir: appDir, dirName: entry, text: text.value })
+    // Templates are the other plain files next to the manifest; subdirectories (build contexts,
+    // static html) are not read.
+    const templates = new Map<string, string>()
+    for (const name of (yield* fs.readDirectory(appDir)).sort()) {
+      if (name === "manifest.yml" || name.startsWith(".")) continue
+      const other = path.join(appDir, name)
+      if ((yield* fs.stat(other)).type !== "File") continue
+      const content = yield* fs.readFileString(other).pipe(Effect.option)
+      if (content._tag === "Some") templates.set(name, content.value)
+    }
+    sources.push({ file, dir: appDir, dirName: entry, text: text.value, templates })
   }
   const catalog = catalogFromSources(sources, policy)
   return { apps: catalog.apps, issues: [...issues, ...catalog.issues] } satisfies Catalog

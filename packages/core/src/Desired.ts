@@ -20,7 +20,9 @@ import {
 } from "./Manifest.ts"
 import { labels } from "./Observed.ts"
 import { type IdMapping, type Owner, parseUser, rootful, toHost } from "./Ownership.ts"
+import type { Renderer } from "./Render/Renderer.ts"
 import { findRenderer } from "./Render/Renderers.ts"
+import { templateRenderer } from "./Render/Template.ts"
 import * as Settings from "./Settings.ts"
 import type { ImageOverrides } from "./Upgrade.ts"
 
@@ -141,7 +143,10 @@ export interface DesiredFile {
   readonly app: string
   /** Absolute host path. */
   readonly path: string
+  /** A built-in renderer's id, or `template:<file>`. */
   readonly renderer: string
+  /** The template it renders, when it is one (the reconciler renders late from it). */
+  readonly template?: { readonly file: string; readonly text: string }
   readonly params: Readonly<Record<string, string | number | boolean>>
   readonly secrets: ReadonlyArray<string>
   readonly mode: number
@@ -252,12 +257,14 @@ const containerSpec = (
       protocol: p.protocol ?? "tcp"
     })),
     mounts: (c.mounts ?? []).map((m) => ({
-      source: `${appRoot}/${m.source}`,
+      // Another app's data (a dependency's, read-only) lives under that app's root.
+      source: m.app !== undefined ? `${node.dataRoot}/${m.app}/${m.source}` : `${appRoot}/${m.source}`,
       target: m.target,
       readOnly: m.readOnly === true,
-      kind: (app.manifest.files ?? []).some((f) => f.path === m.source)
-        ? ("file" as const)
-        : ("directory" as const)
+      kind:
+        m.app === undefined && (app.manifest.files ?? []).some((f) => f.path === m.source)
+          ? ("file" as const)
+          : ("directory" as const)
     })),
     secretMounts: (c.secrets ?? []).map((s) => ({
       name: s.name,
@@ -291,6 +298,12 @@ const startOrder = (containers: ReadonlyArray<ContainerManifest>): ReadonlyArray
   return out
 }
 
+/** The renderer of a file: built in, or its template's. */
+export const rendererOf = (file: Pick<DesiredFile, "renderer" | "template">): Renderer =>
+  file.template !== undefined
+    ? templateRenderer(file.template.file, file.template.text)
+    : findRenderer(file.renderer)!
+
 const renderFile = (
   node: NodeConfig,
   app: CatalogApp,
@@ -298,11 +311,17 @@ const renderFile = (
   secrets: ReadonlyMap<string, Redacted.Redacted<string>>,
   lookup: Settings.Lookup
 ): DesiredFile => {
-  const renderer = findRenderer(f.renderer)!
+  const template =
+    f.template !== undefined ? { file: f.template, text: app.templates.get(f.template) ?? "" } : undefined
+  const renderer = rendererOf({
+    renderer: f.renderer ?? `template:${f.template}`,
+    ...(template ? { template } : {})
+  })
   const base = {
     app: app.manifest.id,
     path: `${node.dataRoot}/${app.manifest.id}/${f.path}`,
-    renderer: f.renderer,
+    renderer: renderer.id,
+    ...(template !== undefined ? { template } : {}),
     params: Object.fromEntries(
       Object.entries(f.params ?? {}).map(([k, v]) => [k, Settings.resolve(v, lookup)] as const)
     ),

@@ -68,7 +68,12 @@ export const PortMapping = Schema.Struct({
 export type PortMapping = typeof PortMapping.Type
 
 export const Mount = Schema.Struct({
-  /** Path relative to the app's data root on the host. */
+  /**
+   * Read another app's data instead of this one's: an app id named in `dependencies` (lnd's
+   * macaroons and TLS certificate for a Lightning UI). Such mounts must be read-only.
+   */
+  app: Schema.optionalKey(Id),
+  /** Path relative to the app's data root on the host (or to `app`'s data root). */
   source: Schema.String,
   /** Absolute path inside the container. */
   target: Schema.String,
@@ -125,6 +130,9 @@ export const allowedCapabilities = [
   "SETUID"
 ] as const
 
+/** Capabilities only apps on the policy's `netAdminAllowList` may add (a VPN's own interface). */
+export const systemCapabilities = ["NET_ADMIN"] as const
+
 export const ContainerManifest = Schema.Struct({
   name: ContainerName,
   image: Schema.optionalKey(Schema.String),
@@ -153,7 +161,10 @@ export type ContainerManifest = typeof ContainerManifest.Type
 export const RenderedFile = Schema.Struct({
   /** Path relative to the app's data root on the host. */
   path: Schema.String,
-  renderer: Schema.String,
+  /** A renderer built into archy (`bitcoin-conf`), or ... */
+  renderer: Schema.optionalKey(Schema.String),
+  /** ... a template file next to the manifest, with `{{secret:…}}`/`{{param:…}}` placeholders. */
+  template: Schema.optionalKey(Schema.String),
   params: Schema.optionalKey(
     Schema.Record(Schema.String, Schema.Union([Schema.String, Schema.Number, Schema.Boolean]))
   ),
@@ -240,8 +251,10 @@ export const reservedSecrets: ReadonlyArray<string> = ["api-token"]
 /** Apps allowed to share the host's network or PID namespace (none by default). */
 export interface ManifestPolicy {
   readonly hostNamespaceAllowList: ReadonlyArray<string>
+  /** Apps allowed to add NET_ADMIN (the VPN, for its own WireGuard interface); none if absent. */
+  readonly netAdminAllowList?: ReadonlyArray<string>
 }
-export const defaultPolicy: ManifestPolicy = { hostNamespaceAllowList: [] }
+export const defaultPolicy: ManifestPolicy = { hostNamespaceAllowList: [], netAdminAllowList: ["wireguard"] }
 
 /** `["containers", 0, "mounts"]` -> `containers[0].mounts`, as packagers read paths. */
 export const pathText = (path: ReadonlyArray<PropertyKey>): string =>
@@ -360,6 +373,12 @@ export const checkManifest = (
       add(`${at}.hostPid`, `the host PID namespace is only allowed for system apps; "${m.id}" is not one`)
     }
     ;(c.capAdd ?? []).forEach((cap, j) => {
+      if (
+        (systemCapabilities as ReadonlyArray<string>).includes(cap) &&
+        (policy.netAdminAllowList ?? []).includes(m.id)
+      ) {
+        return
+      }
       if (!(allowedCapabilities as ReadonlyArray<string>).includes(cap)) {
         add(
           `${at}.capAdd[${j}]`,
@@ -373,6 +392,17 @@ export const checkManifest = (
           `${at}.mounts[${j}].source`,
           `expected a path inside the app's data root (relative, no ".."), got "${mount.source}"`
         )
+      }
+      if (mount.app !== undefined) {
+        if (!(m.dependencies ?? []).some((d) => d.app === mount.app)) {
+          add(
+            `${at}.mounts[${j}].app`,
+            `app "${mount.app}" must be one of this app's dependencies to mount its data`
+          )
+        }
+        if (mount.readOnly !== true) {
+          add(`${at}.mounts[${j}].readOnly`, "another app's data can only be mounted read-only")
+        }
       }
       if (!isCleanAbsolutePath(mount.target)) {
         add(
@@ -412,7 +442,18 @@ export const checkManifest = (
     if (!isContainedRelativePath(f.path)) {
       add(`${at}.path`, `expected a path inside the app's data root (relative, no ".."), got "${f.path}"`)
     }
-    const renderer = findRenderer(f.renderer)
+    if ((f.renderer === undefined) === (f.template === undefined)) {
+      add(at, "expected exactly one of renderer or template")
+      return
+    }
+    if (f.template !== undefined) {
+      // Which template files exist, and what their placeholders need, is checked by the catalog.
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(f.template) || f.template === "manifest.yml") {
+        add(`${at}.template`, `expected a file name next to the manifest, got "${f.template}"`)
+      }
+      return
+    }
+    const renderer = f.renderer === undefined ? undefined : findRenderer(f.renderer)
     if (renderer === undefined) {
       add(`${at}.renderer`, `unknown renderer "${f.renderer}"`)
     } else {

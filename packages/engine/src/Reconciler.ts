@@ -12,7 +12,6 @@ import * as Desired from "@archy/core/Desired"
 import { sha256Hex } from "@archy/core/Hash"
 import type { Observed, ObservedFile } from "@archy/core/Observed"
 import { plan } from "@archy/core/Plan"
-import { findRenderer } from "@archy/core/Render/Renderers"
 import type { SettingsChoices } from "@archy/core/Settings"
 import { isRuntimeAction, PodmanRuntime, type Progress } from "@archy/podman/PodmanRuntime"
 import { PodmanState } from "@archy/podman/PodmanState"
@@ -180,7 +179,7 @@ export const execute = Effect.fn("Reconciler.execute")(function* (action: Action
                 return yield* new ExecuteError({ message: `secret ${missing.join(", ")} does not exist` })
               }
               return yield* Effect.try({
-                try: () => findRenderer(file.renderer)!.render({ secrets, params: file.params }),
+                try: () => Desired.rendererOf(file).render({ secrets, params: file.params }),
                 catch: (e) => new ExecuteError({ message: e instanceof Error ? e.message : String(e) })
               })
             })
