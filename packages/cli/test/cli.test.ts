@@ -1,13 +1,15 @@
 import { spawnSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Catalog, Desired, Observed } from "@archy/core"
 import { afterAll, assert, describe, it } from "@effect/vitest"
+import { readCatalogSources } from "../../core/test/catalogSources.ts"
 
 const root = fileURLToPath(new URL("../../..", import.meta.url))
 const appsDir = join(root, "apps")
+const appCount = readCatalogSources(appsDir).length
 
 interface Run {
   readonly status: number | null
@@ -88,14 +90,14 @@ describe("archy validate", () => {
   it("accepts the repo's catalog", () => {
     const run = archy("validate", "apps")
     assert.strictEqual(run.status, 0, run.stderr)
-    assert.strictEqual(run.stdout.trim(), `6 app(s) valid in ${appsDir}`)
+    assert.strictEqual(run.stdout.trim(), `${appCount} app(s) valid in ${appsDir}`)
     assert.strictEqual(run.stderr, "")
   })
 
   it("uses the install's apps/ without an argument", () => {
     const run = archy("validate")
     assert.strictEqual(run.status, 0, run.stderr)
-    assert.include(run.stdout, `6 app(s) valid in ${appsDir}`)
+    assert.include(run.stdout, `${appCount} app(s) valid in ${appsDir}`)
   })
 
   it("reports an unknown key with the manifest's path and exits 1", () => {
@@ -265,13 +267,7 @@ describe("archy plan", () => {
   })
 
   describe("against a node where everything already runs", () => {
-    const sources = readdirSync(appsDir).map((dirName) => ({
-      file: join(appsDir, dirName, "manifest.yml"),
-      dir: join(appsDir, dirName),
-      dirName,
-      text: readFileSync(join(appsDir, dirName, "manifest.yml"), "utf8")
-    }))
-    const loaded = Catalog.catalogFromSources(sources)
+    const loaded = Catalog.catalogFromSources(readCatalogSources(appsDir))
     const desired = Desired.make({
       catalog: loaded,
       node: Desired.defaultNodeConfig,

@@ -6,6 +6,7 @@ import { Catalog } from "@archy/core"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { readCatalogSources } from "../../core/test/catalogSources.ts"
 
 const appsDir = fileURLToPath(new URL("../../../apps", import.meta.url))
 
@@ -32,10 +33,13 @@ describe("loadCatalog on the real file system", () => {
     Effect.gen(function* () {
       const catalog = yield* Catalog.loadCatalog(appsDir)
       assert.deepStrictEqual(catalog.issues, [])
-      assert.strictEqual(catalog.apps.length, 6)
+      // The same apps, in the same order, as the pure loader reading the same files.
+      const pure = Catalog.catalogFromSources(readCatalogSources(appsDir))
+      assert.deepStrictEqual(pure.issues, [])
+      assert.isAtLeast(catalog.apps.length, 17)
       assert.deepStrictEqual(
-        catalog.apps.map((a) => a.manifest.id),
-        ["bitcoin-knots", "bitcoin-ui", "electrumx", "electrs-ui", "lnd", "lnd-ui"]
+        catalog.apps.map((a) => [a.manifest.id, a.templates]),
+        pure.apps.map((a) => [a.manifest.id, a.templates])
       )
       for (const app of catalog.apps) {
         assert.strictEqual(app.dir, join(appsDir, app.manifest.id))

@@ -1,4 +1,3 @@
-import { readdirSync, readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as ByteSize from "effect/ByteSize"
 import * as Effect from "effect/Effect"
@@ -18,6 +17,7 @@ import {
   orderByDependencies
 } from "../src/Catalog.ts"
 import { formatIssue, parseManifest } from "../src/Manifest.ts"
+import { readCatalogSources, repoAppsDir } from "./catalogSources.ts"
 
 type Doc = Record<string, unknown>
 
@@ -49,31 +49,32 @@ const ids = (catalog: Pick<Catalog, "apps">): Array<string> => catalog.apps.map(
 const assertNoIssues = (catalog: Catalog) =>
   assert.deepStrictEqual(catalog.issues.map(formatIssue), [], "expected no issues")
 
-const repoApps = new URL("../../../apps/", import.meta.url)
-
 describe("catalogFromSources", () => {
   it("loads the repo's starter catalog with no issues, in dependency order", () => {
-    const sources = readdirSync(repoApps).map(
-      (dirName): ManifestSource => ({
-        file: new URL(`${dirName}/manifest.yml`, repoApps).pathname,
-        dir: new URL(dirName, repoApps).pathname,
-        dirName,
-        text: readFileSync(new URL(`${dirName}/manifest.yml`, repoApps), "utf8")
-      })
-    )
-    const catalog = catalogFromSources(sources)
+    const catalog = catalogFromSources(readCatalogSources(repoAppsDir))
     assertNoIssues(catalog)
     assert.deepStrictEqual(ids(catalog), [
+      "bitcoin-core",
       "bitcoin-knots",
       "bitcoin-ui",
+      "btcpay-server",
       "electrumx",
+      "filebrowser",
+      "fulcrum",
+      "btc-rpc-explorer",
       "electrs-ui",
       "lnd",
-      "lnd-ui"
+      "lnbits",
+      "lnd-ui",
+      "mempool",
+      "nostr-relay",
+      "rtl",
+      "tor",
+      "wireguard"
     ])
-    const knots = catalog.apps[0]!
-    assert.strictEqual(knots.file, new URL("bitcoin-knots/manifest.yml", repoApps).pathname)
-    assert.strictEqual(knots.dir, new URL("bitcoin-knots", repoApps).pathname)
+    const knots = catalog.apps.find((a) => a.manifest.id === "bitcoin-knots")!
+    assert.strictEqual(knots.file, `${repoAppsDir}bitcoin-knots/manifest.yml`)
+    assert.strictEqual(knots.dir, `${repoAppsDir}bitcoin-knots`)
   })
 
   it("keeps loading the other apps when one manifest is bad, naming the bad file", () => {
@@ -148,6 +149,76 @@ describe("catalogFromSources", () => {
         message: "host port tcp/8080 is already used by app alpha"
       }
     ])
+  })
+
+  it("lets apps that conflict with each other claim the same ports and container names", () => {
+    const knots = manifest(
+      "knots",
+      { conflicts: ["core"] },
+      { name: "bitcoind", ports: [{ host: 8332, container: 8332 }] }
+    )
+    const core = manifest("core", {}, { name: "bitcoind", ports: [{ host: 8332, container: 8332 }] })
+    const other = manifest("other", {}, { ports: [{ host: 8332, container: 8332 }] })
+    const catalog = catalogFromSources([source(other), source(knots), source(core)])
+    // conflicts is symmetric: core does not name knots, knots names core.
+    assert.deepStrictEqual(ids(catalog), ["core", "knots"])
+    assert.deepStrictEqual(catalog.issues, [
+      {
+        file: fileOf("other"),
+        path: "containers[0].ports[0].host",
+        message: "host port tcp/8332 is already used by app core"
+      }
+    ])
+  })
+
+  it("reports a template that does not exist next to the manifest", () => {
+    const doc = manifest("alpha", { files: [{ path: "conf", template: "alpha.conf", consumers: ["alpha"] }] })
+    const catalog = catalogFromSources([source(doc)])
+    assert.deepStrictEqual(ids(catalog), [])
+    assert.deepStrictEqual(catalog.issues, [
+      {
+        file: fileOf("alpha"),
+        path: "files[0].template",
+        message: 'no template file "alpha.conf" next to the manifest'
+      }
+    ])
+  })
+
+  it("reports each unknown placeholder of a template with the file and line, and leaves only that app out", () => {
+    const doc = manifest("alpha", {
+      secrets: ["alpha-password"],
+      files: [{ path: "conf", template: "alpha.conf", params: { port: 80 }, consumers: ["alpha"] }]
+    })
+    const templates = new Map([
+      ["alpha.conf", "port={{param:port}}\npass={{secret:alpha-pasword}}\nx={{nope}}\n"]
+    ])
+    const catalog = catalogFromSources([{ ...source(doc), templates }, source(manifest("beta"))])
+    assert.deepStrictEqual(ids(catalog), ["beta"])
+    assert.deepStrictEqual(
+      catalog.issues.map((i) => [i.file, i.path, i.message]),
+      [
+        [
+          fileOf("alpha"),
+          "files[0].template",
+          'alpha.conf, line 2: placeholder {{secret:alpha-pasword}} names secret "alpha-pasword", not declared in the app\'s secrets'
+        ],
+        [
+          fileOf("alpha"),
+          "files[0].template",
+          "alpha.conf, line 3: placeholder {{nope}} is unknown (expected {{secret:NAME}}, {{param:NAME}} or {{rpcauth:USER:SECRET}}, optionally followed by |json or |sha256)"
+        ]
+      ]
+    )
+  })
+
+  it("keeps the text of the templates an app's files name", () => {
+    const doc = manifest("alpha", { files: [{ path: "conf", template: "alpha.conf", consumers: ["alpha"] }] })
+    const templates = new Map([
+      ["alpha.conf", "static\n"],
+      ["README", "not a template of any file"]
+    ])
+    const catalog = catalogFromSources([{ ...source(doc), templates }])
+    assert.deepStrictEqual([...catalog.apps[0]!.templates], [["alpha.conf", "static\n"]])
   })
 
   // An app left out of the catalog should not keep the names and ports it declared.
@@ -331,7 +402,7 @@ describe("orderByDependencies", () => {
   const app = (id: string, ...deps: Array<string>): CatalogApp => {
     const parsed = parseManifest(fileOf(id), Yaml.stringify(manifest(id, dependsOn(...deps))), id)
     return "manifest" in parsed
-      ? { manifest: parsed.manifest, file: fileOf(id), dir: `/catalog/${id}` }
+      ? { manifest: parsed.manifest, file: fileOf(id), dir: `/catalog/${id}`, templates: new Map() }
       : assert.fail(parsed.issues.map(formatIssue).join("; "))
   }
 

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as Redacted from "effect/Redacted"
 import * as fc from "fast-check"
@@ -7,16 +7,11 @@ import { type Catalog, catalogFromSources } from "../src/Catalog.ts"
 import * as Desired from "../src/Desired.ts"
 import { empty as emptyObserved, labels, type Observed, type ObservedContainer } from "../src/Observed.ts"
 import { plan } from "../src/Plan.ts"
+import { readCatalogSources, repoAppsDir } from "./catalogSources.ts"
 import { applyPlan, desiredFor, type ModelNode, secretValue } from "./model.ts"
 
-const repoApps = new URL("../../../apps/", import.meta.url).pathname
 const starter: Catalog = catalogFromSources(
-  readdirSync(repoApps).map((dirName) => ({
-    file: `apps/${dirName}/manifest.yml`,
-    dir: `apps/${dirName}`,
-    dirName,
-    text: readFileSync(`${repoApps}${dirName}/manifest.yml`, "utf8")
-  }))
+  readCatalogSources(repoAppsDir, (dirName) => `apps/${dirName}/manifest.yml`)
 )
 const now = 1_800_000_000_000
 /** PLAN_PROPERTY_RUNS raises the number of generated cases for a longer soak. */
@@ -63,12 +58,16 @@ const withContainer = (
 const bitcoinConf = "/var/lib/archipelago/apps/bitcoin-knots/data/bitcoin.conf"
 
 describe("plan", () => {
-  it("the starter catalog loads without issues", () => {
+  it("the catalog loads without issues, and a fresh node installs the starter set", () => {
     assert.deepStrictEqual(starter.issues, [])
-    assert.deepStrictEqual(
-      starter.apps.map((a) => a.manifest.id),
-      ["bitcoin-knots", "bitcoin-ui", "electrumx", "electrs-ui", "lnd", "lnd-ui"]
-    )
+    assert.deepStrictEqual(Desired.defaultSelection(starter).installed, [
+      "bitcoin-knots",
+      "bitcoin-ui",
+      "electrumx",
+      "electrs-ui",
+      "lnd",
+      "lnd-ui"
+    ])
   })
 
   it("plans a fresh node as the golden file says", () => {
@@ -358,19 +357,14 @@ describe("plan", () => {
 
   it("writes bitcoin-ui's fail-safe nginx.conf when it cannot be rendered, never stale credentials", () => {
     const broken = catalogFromSources(
-      readdirSync(repoApps).map((dirName) => {
-        const text = readFileSync(`${repoApps}${dirName}/manifest.yml`, "utf8")
-        return {
-          file: `apps/${dirName}/manifest.yml`,
-          dir: `apps/${dirName}`,
-          dirName,
-          // An rpcUser bitcoind would reject: the renderer refuses it.
-          text:
-            dirName === "bitcoin-ui"
-              ? text.replace("    params:\n", '    params:\n      rpcUser: "bad:user"\n')
-              : text
-        }
-      })
+      readCatalogSources(repoAppsDir, (dirName) => `apps/${dirName}/manifest.yml`).map((source) => ({
+        ...source,
+        // An rpcUser bitcoind would reject: the renderer refuses it.
+        text:
+          source.dirName === "bitcoin-ui"
+            ? source.text.replace("    params:\n", '    params:\n      rpcUser: "bad:user"\n')
+            : source.text
+      }))
     )
     assert.deepStrictEqual(broken.issues, [])
     const desired = desiredFor(broken, converged)

@@ -1,13 +1,14 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${...} setting references are what these tests are about
-import { readdirSync, readFileSync } from "node:fs"
+
 import { assert, describe, it } from "@effect/vitest"
 import * as Redacted from "effect/Redacted"
 import * as Yaml from "yaml"
-import { type Catalog, catalogFromSources, type ManifestSource } from "../src/Catalog.ts"
+import { type Catalog, catalogFromSources } from "../src/Catalog.ts"
 import { configure } from "../src/Configure.ts"
 import * as Desired from "../src/Desired.ts"
 import { formatIssue, type ManifestIssue, parseManifest } from "../src/Manifest.ts"
 import * as Settings from "../src/Settings.ts"
+import { readCatalogSources, repoAppsDir } from "./catalogSources.ts"
 
 type Doc = Record<string, unknown>
 const FILE = "/catalog/demo/manifest.yml"
@@ -245,20 +246,7 @@ describe("Manifest settings", () => {
 
 // --- the repo's catalog, end to end through Desired ---------------------------------------------
 
-const repoApps = new URL("../../../apps/", import.meta.url)
-const repoCatalog = (): Catalog =>
-  catalogFromSources(
-    readdirSync(repoApps, { withFileTypes: true })
-      .filter((d) => d.isDirectory())
-      .map(
-        (d): ManifestSource => ({
-          file: new URL(`${d.name}/manifest.yml`, repoApps).pathname,
-          dir: new URL(d.name, repoApps).pathname,
-          dirName: d.name,
-          text: readFileSync(new URL(`${d.name}/manifest.yml`, repoApps), "utf8")
-        })
-      )
-  )
+const repoCatalog = (): Catalog => catalogFromSources(readCatalogSources(repoAppsDir))
 
 const secrets = new Map([["bitcoin-rpc-password", Redacted.make("a-test-rpc-password-0123456789")]])
 

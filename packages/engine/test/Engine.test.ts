@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
+import { readCatalogSources, repoAppsDir } from "../../core/test/catalogSources.ts"
 import { AdoptionStore } from "../src/AdoptionStore.ts"
 import { writeAtomic } from "../src/AtomicFile.ts"
 import { HealthBook } from "../src/Health.ts"
@@ -17,15 +18,7 @@ import { reconcileOnce, reconcileUntilSettled } from "../src/Reconciler.ts"
 import { SecretStore } from "../src/SecretStore.ts"
 import { makeMemoryRuntime, ourContainers } from "./MemoryRuntime.ts"
 
-const repoApps = new URL("../../../apps/", import.meta.url).pathname
-const catalog = catalogFromSources(
-  readdirSync(repoApps).map((dirName) => ({
-    file: `${repoApps}${dirName}/manifest.yml`,
-    dir: `${repoApps}${dirName}`,
-    dirName,
-    text: readFileSync(`${repoApps}${dirName}/manifest.yml`, "utf8")
-  }))
-)
+const catalog = catalogFromSources(readCatalogSources(repoAppsDir))
 
 const tempDir = () => mkdtempSync(join(tmpdir(), "archy-engine-"))
 
