@@ -441,7 +441,8 @@ const appDirectories = (
   entries.set("", { mode: 0o755, owner: rootOwner, purpose: [`the data root of app ${m.id}`], writer: false })
   for (const c of m.containers) {
     for (const mount of c.mounts ?? []) {
-      if (files.has(mount.source)) continue
+      // Another app's data is that app's to create and own; this one only reads it.
+      if (files.has(mount.source) || mount.app !== undefined) continue
       const writes = mount.readOnly !== true
       const e = entries.get(mount.source)
       const owner = writes ? (parseUser(c.user) ?? rootOwner) : rootOwner
