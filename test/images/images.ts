@@ -12,3 +12,6 @@ export const versionLabel = "archy-test.version"
 
 /** busybox:2 plus /etc/archy-test-unhealthy (built by test/fixtures/build-images): fx-web's health check fails on it. */
 export const busyboxUnhealthy = "localhost/archy-test/busybox:2-unhealthy"
+
+/** busybox:2 without /bin/sh (built by test/fixtures/build-images): fx-web's command cannot start on it. */
+export const busyboxNoShell = "localhost/archy-test/busybox:2-nosh"

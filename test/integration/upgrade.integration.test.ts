@@ -14,7 +14,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { fixtureAppsDir } from "../fixtures/fixtures.ts"
-import { busyboxUnhealthy, busyboxV1, busyboxV2 } from "../images/images.ts"
+import { busyboxNoShell, busyboxUnhealthy, busyboxV1, busyboxV2 } from "../images/images.ts"
 import { missing, run } from "./support/Prerequisites.ts"
 import {
   type DaemonProcess,
@@ -30,7 +30,10 @@ const container = "archy-fx-web"
 const slow = { timeout: 180_000 }
 const repoRoot = new URL("../../", import.meta.url).pathname
 
-const skip = missing("the upgrade suite", privatePodmanMissing([busyboxV1, busyboxV2, busyboxUnhealthy]))
+const skip = missing(
+  "the upgrade suite",
+  privatePodmanMissing([busyboxV1, busyboxV2, busyboxUnhealthy, busyboxNoShell])
+)
 
 interface Change {
   readonly container: string
@@ -129,7 +132,7 @@ describe.skipIf(skip !== undefined)("app upgrades against real podman (private s
 
   beforeAll(async () => {
     podman = makePrivatePodman({ prefix: "archy-upg-it-" })
-    podman.copyImages([busyboxV1, busyboxV2, busyboxUnhealthy])
+    podman.copyImages([busyboxV1, busyboxV2, busyboxUnhealthy, busyboxNoShell])
     podman.watchNetwork("archipelago")
     await podman.startService()
     appsDir = join(podman.dir, "apps")
@@ -232,6 +235,20 @@ describe.skipIf(skip !== undefined)("app upgrades against real podman (private s
     assert.strictEqual(status?.upgrade?.state, "failed")
     assert.match(status?.upgrade?.reason ?? "", /health check failed/)
   })
+
+  it(
+    "an upgrade to an image whose container cannot start goes back by itself, with podman's error",
+    slow,
+    async () => {
+      const result = await ok<Outcome>("package.update", { id: app, image: busyboxNoShell })
+      assert.strictEqual(result.outcome, "failed", JSON.stringify(result))
+      assert.match(result.reason, /^health gate failed: .*archy-fx-web.*/)
+      assert.match(result.reason, /\/bin\/sh/)
+      assert.include(result.reason, `back on ${container} ${busyboxV1}`)
+      assert.deepInclude(await inspect(), { image: busyboxV1, state: "running" })
+      await assertDataKept()
+    }
+  )
 
   it("a reference that cannot be pulled fails before anything is touched", slow, async () => {
     const before = await inspect()
