@@ -160,19 +160,23 @@ describe("Daemon", () => {
     withDaemon(
       ({ daemon, maxConcurrent, observes }) =>
         Effect.gen(function* () {
-          // The boot pass's observe takes 40 s: the 30 s timer fires meanwhile.
-          yield* settle
+          // The boot pass's observe takes 40 s: the 30 s timer fires meanwhile. Each pass reads
+          // the disk (catalog, secrets, files, directories) before its observe sleeps: the clock
+          // moves only once it sleeps, or the seconds would pass before it began.
+          const observing = (n: number) =>
+            Effect.gen(function* () {
+              for (let i = 0; i < 200 && (yield* Ref.get(observes)) < n; i++) {
+                yield* TestClock.withLive(Effect.sleep(Duration.millis(50)))
+              }
+              yield* settle
+            })
+          yield* observing(1)
           yield* TestClock.adjust(Duration.seconds(30))
           yield* settle
           assert.strictEqual(yield* daemon.passes, 0)
           yield* TestClock.adjust(Duration.seconds(10))
           yield* passesReach(daemon, 1)
-          // The second pass reads real files before its observe: the clock moves only once it
-          // sleeps there, or the 40 s would pass before it began waiting them.
-          for (let i = 0; i < 200 && (yield* Ref.get(observes)) < 2; i++) {
-            yield* TestClock.withLive(Effect.sleep(Duration.millis(50)))
-          }
-          yield* settle
+          yield* observing(2)
           yield* TestClock.adjust(Duration.seconds(40))
           yield* passesReach(daemon, 2)
           assert.strictEqual(yield* Ref.get(maxConcurrent), 1)
