@@ -294,11 +294,11 @@ export const orderByDependencies = (
   return { apps: out, cycles }
 }
 
-/** Reads every `<dir>/<id>/manifest.yml`; a directory without one is reported, not skipped. */
-export const loadCatalog = Effect.fn("Catalog.load")(function* (
-  dir: string,
-  policy: ManifestPolicy = defaultPolicy
-) {
+/**
+ * Reads every `<dir>/<id>/manifest.yml` as text; a directory without one is an issue, not
+ * skipped.
+ */
+export const readSources = Effect.fn("Catalog.readSources")(function* (dir: string) {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
   const root = path.resolve(dir)
@@ -327,6 +327,15 @@ export const loadCatalog = Effect.fn("Catalog.load")(function* (
     }
     sources.push({ file, dir: appDir, dirName: entry, text: text.value, templates })
   }
+  return { sources: sources as ReadonlyArray<ManifestSource>, issues: issues as ReadonlyArray<ManifestIssue> }
+})
+
+/** Reads every `<dir>/<id>/manifest.yml`; a directory without one is reported, not skipped. */
+export const loadCatalog = Effect.fn("Catalog.load")(function* (
+  dir: string,
+  policy: ManifestPolicy = defaultPolicy
+) {
+  const { sources, issues } = yield* readSources(dir)
   const catalog = catalogFromSources(sources, policy)
   return { apps: catalog.apps, issues: [...issues, ...catalog.issues] } satisfies Catalog
 })

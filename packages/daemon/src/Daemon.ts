@@ -11,6 +11,7 @@ import { type Catalog, loadCatalog } from "@archy/core/Catalog"
 import type * as Desired from "@archy/core/Desired"
 import { formatIssue } from "@archy/core/Manifest"
 import { checkNow, HealthBook, policyOf } from "@archy/engine/Health"
+import { ManifestMemory } from "@archy/engine/ManifestMemory"
 import { type ActionReport, reconcileOnce } from "@archy/engine/Reconciler"
 import { SettingsStore } from "@archy/engine/SettingsStore"
 import { PodmanRuntime } from "@archy/podman/PodmanRuntime"
@@ -73,7 +74,13 @@ export const make = Effect.fn("Daemon.make")(function* (config: DaemonConfig) {
   // Without a settings store (some tests) every app runs on its defaults.
   const settingsStore = yield* Effect.serviceOption(SettingsStore)
 
-  const catalogNow = loadCatalog(config.appsDir).pipe(
+  const memory = yield* Effect.serviceOption(ManifestMemory)
+  // With a memory, an app whose manifest breaks keeps its last good one (reported each pass).
+  const load =
+    memory._tag === "Some"
+      ? Effect.map(memory.value.load(config.appsDir), (r) => r.catalog)
+      : loadCatalog(config.appsDir)
+  const catalogNow = load.pipe(
     Effect.provideContext(platform),
     Effect.tap((c) => Ref.set(lastCatalog, c)),
     // An unreadable catalog directory keeps the last good one rather than stopping the node.

@@ -9,6 +9,7 @@ import { AdoptionStore } from "@archy/engine/AdoptionStore"
 import { AppLocks } from "@archy/engine/AppLocks"
 import { CrashMemory } from "@archy/engine/CrashBackoff"
 import { HealthBook } from "@archy/engine/Health"
+import { ManifestMemory } from "@archy/engine/ManifestMemory"
 import { SecretStore } from "@archy/engine/SecretStore"
 import { SettingsStore } from "@archy/engine/SettingsStore"
 import { UpgradeStore } from "@archy/engine/UpgradeStore"
@@ -59,6 +60,7 @@ export const servicesLayer = (stateDir: string) =>
     SecretStore.layer(`${stateDir}/secrets`),
     AdoptionStore.layer(`${stateDir}/adopted.json`),
     SelectionStore.layer(`${stateDir}/selection.json`),
+    ManifestMemory.layer(`${stateDir}/manifests.json`),
     UpgradeStore.layer(`${stateDir}/upgrades.json`),
     SettingsStore.layer(`${stateDir}/settings.json`),
     HealthBook.layer,
