@@ -3,6 +3,7 @@
  * marker, whether probes passed, whether a release is newer, which releases to prune. No
  * Effect, no clock, no files: the updater and the verifier read the disk, call these, and act.
  */
+import { compareVersions } from "@archy/release/Version"
 
 /** Why a new release failed to prove itself: which probe, what it saw. */
 export interface ProbeFailure {
@@ -105,32 +106,16 @@ export const describeFailure = (f: ProbeFailure): string =>
 export const isVersion = (v: string): boolean =>
   /^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/.test(v) && !v.includes("..")
 
-/**
- * Compares versions piece by piece, numbers as numbers (`1.10.0` > `1.9.2`, `2.0.0-rc2` < `2.0.0-rc10`).
- * A version that is a prefix of the other is older, except a pre-release suffix (`2.0.0-rc1` < `2.0.0`).
- */
-export const compareVersions = (a: string, b: string): number => {
-  const split = (v: string) => v.split(/[.+_-]/).flatMap((p) => p.match(/\d+|\D+/g) ?? [])
-  const [pa, pb] = [split(a), split(b)]
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i]
-    const y = pb[i]
-    if (x === undefined) return y !== undefined && /^\D/.test(y) ? 1 : -1
-    if (y === undefined) return /^\D/.test(x) ? -1 : 1
-    const nx = /^\d+$/.test(x)
-    const ny = /^\d+$/.test(y)
-    if (nx && ny) {
-      const d = Number(x) - Number(y)
-      if (d !== 0) return Math.sign(d)
-    } else if (nx !== ny) return nx ? 1 : -1
-    else if (x !== y) return x < y ? -1 : 1
-  }
-  return 0
-}
-
 /** Whether a fetched release should be offered: strictly newer than what runs (no downgrades by replay). */
-export const isUpdate = (candidate: string, current: string | undefined): boolean =>
-  current === undefined || compareVersions(candidate, current) > 0
+export const isUpdate = (candidate: string, current: string | undefined): boolean => {
+  if (current === undefined) return true
+  try {
+    return compareVersions(candidate, current) > 0
+  } catch {
+    // A `current` that is not a release version (installed by hand): any other release is an update.
+    return candidate !== current
+  }
+}
 
 /** The releases on disk to delete: all but the ones still needed. */
 export const toPrune = (

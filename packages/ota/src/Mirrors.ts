@@ -5,30 +5,15 @@
  * sha256 checked on the way. A mirror that is down, times out, or serves anything that fails a
  * check is recorded with why, and the next one is tried. Nothing here writes into the install.
  */
-import { createHash, createPublicKey, verify } from "node:crypto"
+import { createHash, type KeyObject } from "node:crypto"
 import { createWriteStream } from "node:fs"
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { loadPublicKey as loadKey, type ReleaseManifest, verifyManifestBytes } from "@archy/release"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
 import { isVersion } from "./Decide.ts"
-
-/** The signed release manifest (see the release format contract). */
-export const ReleaseManifest = Schema.Struct({
-  format: Schema.Literal(1),
-  version: Schema.String.check(Schema.makeFilter((v: string) => isVersion(v) || "a release version")),
-  file: Schema.String.check(
-    Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._+-]*\.tar\.gz$/, { expected: "a tarball's file name" })
-  ),
-  sha256: Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/, { expected: "64 lowercase hex digits" })),
-  size: Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)),
-  created: Schema.String
-})
-export type ReleaseManifest = typeof ReleaseManifest.Type
-
-const decodeManifest = Schema.decodeUnknownResult(Schema.fromJsonString(ReleaseManifest))
 
 /** Largest manifest or signature accepted from a mirror. */
 const maxSmallFileBytes = 64 * 1024
@@ -117,41 +102,31 @@ const getSmall = (url: string, timeoutMs: number) =>
     catch: (e) => new Bad({ reason: describe(e) })
   })
 
+/** The pinned ed25519 public key (SPKI PEM file). */
 export const loadPublicKey = (file: string) =>
-  Effect.tryPromise({
-    try: () => readFile(file, "utf8"),
-    catch: (e) => new PublicKeyError({ file, reason: `cannot be read (${describe(e)})` })
-  }).pipe(
-    Effect.flatMap((pem) =>
-      Effect.try({
-        try: () => {
-          const key = createPublicKey(pem)
-          if (key.asymmetricKeyType !== "ed25519") throw new Error(`is a ${key.asymmetricKeyType} key`)
-          return key
-        },
-        catch: (e) => new PublicKeyError({ file, reason: `is not an ed25519 public key (${describe(e)})` })
-      })
-    )
-  )
+  loadKey(file).pipe(Effect.mapError((e) => new PublicKeyError({ file, reason: e.message })))
 
 /** The signed manifest of one mirror, checked, or why not. */
-const signedFrom = (mirror: string, key: ReturnType<typeof createPublicKey>, timeoutMs: number) =>
+const signedFrom = (mirror: string, key: KeyObject, timeoutMs: number) =>
   Effect.gen(function* () {
-    const manifestBytes = yield* getSmall(`${mirror}/latest.release.json`, timeoutMs)
-    const sigBytes = yield* getSmall(`${mirror}/latest.release.json.sig`, timeoutMs)
+    const manifestUrl = `${mirror}/latest.release.json`
+    const manifestBytes = yield* getSmall(manifestUrl, timeoutMs)
+    const sigBytes = yield* getSmall(`${manifestUrl}.sig`, timeoutMs)
     const signature = new TextDecoder().decode(sigBytes).trim()
-    const raw = Buffer.from(signature, "base64")
-    const ok = raw.length === 64 && verify(null, manifestBytes, key, raw)
-    if (!ok)
+    // The signature is checked over the bytes as served, before any parsing.
+    const manifest = yield* verifyManifestBytes({
+      bytes: manifestBytes,
+      signatureText: signature,
+      publicKey: key,
+      manifestFile: manifestUrl,
+      signatureFile: `${manifestUrl}.sig`
+    }).pipe(Effect.mapError((e) => new Bad({ reason: e.message })))
+    // The version names a directory under releases/.
+    if (!isVersion(manifest.version))
       return yield* new Bad({
-        reason: "latest.release.json: the signature does not verify against the pinned key"
+        reason: `${manifestUrl}: version ${JSON.stringify(manifest.version)} cannot name a release directory`
       })
-    const decoded = decodeManifest(new TextDecoder("utf-8", { fatal: true }).decode(manifestBytes))
-    if (decoded._tag === "Failure")
-      return yield* new Bad({
-        reason: `latest.release.json is signed but not a valid release manifest: ${decoded.failure.message.split("\n")[0]}`
-      })
-    return { mirror, manifest: decoded.success, manifestBytes, signature } satisfies SignedRelease
+    return { mirror, manifest, manifestBytes, signature } satisfies SignedRelease
   })
 
 /** Streams `url` into `file`, refusing more than `size` bytes; resolves with the sha256 and byte count. */
