@@ -2,6 +2,7 @@
  * First boot as part of Desired: the node's and the apps' directories, their owners through the
  * rootless id mapping, and what `plan` does about each one that is missing or drifted.
  */
+import { readdirSync, readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { toJson } from "../src/Action.ts"
@@ -247,6 +248,55 @@ describe("plan: directories", () => {
         assert.strictEqual(new Set(targets).size, targets.length)
       }),
       { numRuns: 200 }
+    )
+  })
+})
+
+describe("the catalog's first-boot directories", () => {
+  const repoApps = new URL("../../../apps/", import.meta.url).pathname
+  const real = catalogFromSources(
+    ["tor", "wireguard", "nostr-relay"].map((dirName) => ({
+      file: `apps/${dirName}/manifest.yml`,
+      dir: `${repoApps}${dirName}`,
+      dirName,
+      text: readFileSync(`${repoApps}${dirName}/manifest.yml`, "utf8"),
+      templates: new Map(
+        readdirSync(`${repoApps}${dirName}`)
+          .filter((f) => f !== "manifest.yml")
+          .map((f) => [f, readFileSync(`${repoApps}${dirName}/${f}`, "utf8")])
+      )
+    }))
+  )
+  const of = (ids?: IdMapping) =>
+    table(
+      Desired.make({
+        catalog: real,
+        node: node(ids),
+        selection: { installed: ["tor", "wireguard", "nostr-relay"], stopped: [] },
+        secrets: new Map()
+      })
+    ).filter((row) => /^apps\/(tor|wireguard|nostr-relay)\/(data|db)/.test(row))
+
+  it("Tor's data and hidden-service dirs are 0700 and its uid's; WireGuard's keys 0700; the relay's db its own", () => {
+    assert.deepStrictEqual(real.issues, [])
+    assert.deepStrictEqual(
+      of().map((row) => row.split(" ").slice(0, 3).join(" ")),
+      [
+        "apps/nostr-relay/db 700 1000:1000",
+        "apps/tor/data 700 1000:1000",
+        "apps/tor/data/hidden_service 700 1000:1000",
+        "apps/wireguard/data 700 0:0"
+      ]
+    )
+    // Rootless: uid 1000 is subuid_start + 999; WireGuard's root is the service user.
+    assert.deepStrictEqual(
+      of(rootless).map((row) => row.split(" ").slice(0, 3).join(" ")),
+      [
+        "apps/nostr-relay/db 700 100999:100999",
+        "apps/tor/data 700 100999:100999",
+        "apps/tor/data/hidden_service 700 100999:100999",
+        "apps/wireguard/data 700 1001:1001"
+      ]
     )
   })
 })
