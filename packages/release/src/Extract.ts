@@ -75,6 +75,7 @@ export const extractRelease = Effect.fn("Release.extractRelease")(function* (
   yield* io("create the temporary directory", tmp, () => fs.mkdir(tmp, { mode: 0o700 }))
   const checker = new TarballChecker()
   let entries = 0
+  const directories: Array<string> = []
   const unpack = forEachEntry(tarball, async (header, body) => {
     entries++
     const before = checker.violations.length
@@ -90,6 +91,7 @@ export const extractRelease = Effect.fn("Release.extractRelease")(function* (
         yield bytes
       })()
     }
+    if (header.type === "directory") directories.push(path === "" ? tmp : join(tmp, path))
     try {
       await writeEntry(tmp, path, header.type, body, header.mode, header.linkname)
     } catch (e) {
@@ -104,7 +106,10 @@ export const extractRelease = Effect.fn("Release.extractRelease")(function* (
           : Effect.fail(fail(new TarballRejected({ file: tarball, violations })))
       })
     ),
-    Effect.andThen(syncDirectory(tmp)),
+    // Files were synced as written; their directory entries too, before the rename publishes them.
+    Effect.andThen(
+      Effect.suspend(() => Effect.forEach(directories.reverse(), syncDirectory, { discard: true }))
+    ),
     Effect.andThen(io("rename", `${tmp} -> ${dest}`, () => fs.rename(tmp, dest))),
     Effect.tapError(() => Effect.promise(() => fs.rm(tmp, { recursive: true, force: true })))
   )
