@@ -5,13 +5,20 @@
  * dir: its writes succeed only because of the owner the pass set (the same write into a root-owned
  * dir fails, checked here too). A second pass changes nothing; drifted modes and owners are
  * repaired by one pass, directory by directory, without touching what the container wrote.
+ *
+ * Then the same first boot for a rootless podman (a throwaway service user, as in
+ * rootless.integration.test.ts): the node's dirs become the user's, and uid 1234's dirs are owned
+ * by subuid_start + 1233 from the user's /etc/subuid range, which is who the container really is.
  */
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, statSync } from "node:fs"
+import { spawnSync } from "node:child_process"
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type Catalog, loadCatalog } from "@archy/core/Catalog"
 import * as Desired from "@archy/core/Desired"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
 import { HealthBook } from "@archy/engine/Health"
+import { podmanUidOf, readIdMapping } from "@archy/engine/HostIds"
 import { type ActionReport, reconcileOnce, reconcileUntilSettled } from "@archy/engine/Reconciler"
 import { SecretStore } from "@archy/engine/SecretStore"
 import * as LibpodRuntime from "@archy/podman/LibpodRuntime"
@@ -21,8 +28,9 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
 import { busyboxV1 } from "../images/images.ts"
-import { missing } from "./support/Prerequisites.ts"
+import { executable, missing, uniqueSuffix } from "./support/Prerequisites.ts"
 import { makePrivatePodman, type PrivatePodman, privatePodmanMissing } from "./support/PrivatePodman.ts"
+import { createRootlessUser, type RootlessUser } from "./support/RootlessUser.ts"
 
 const appsDir = new URL("../fixtures/firstboot-apps/", import.meta.url).pathname
 const container = "archy-fx-owner"
@@ -194,3 +202,123 @@ describe.skipIf(skip !== undefined)("first boot on real podman (private store)",
     assert.deepStrictEqual(summary(await pass()), [], "and the pass after it changes nothing")
   })
 })
+
+// Rootless: the same first boot for a podman run by a service user, through its subuid range.
+const tunMissing = (): string | undefined => {
+  try {
+    return (statSync("/dev/net/tun").mode & 0o006) === 0o006
+      ? undefined
+      : "/dev/net/tun is not open to users (scripts/install-test-deps.sh)"
+  } catch {
+    return "/dev/net/tun is missing: rootless networking (slirp4netns) needs it"
+  }
+}
+const skipRootless =
+  skip ??
+  missing(
+    "the rootless first-boot test",
+    process.getuid?.() === 0 ? undefined : "it must run as root (it creates a user)",
+    executable("/usr/sbin/useradd", "the passwd package"),
+    executable("/usr/bin/newuidmap", "uidmap (scripts/install-test-deps.sh)"),
+    executable("/usr/bin/slirp4netns", "slirp4netns (scripts/install-test-deps.sh)"),
+    tunMissing()
+  )
+
+describe.skipIf(skipRootless !== undefined)(
+  "first boot for rootless podman (a throwaway service user)",
+  () => {
+    let user: RootlessUser | undefined
+    let runtime:
+      | ManagedRuntime.ManagedRuntime<
+          PodmanRuntime | SecretStore | AdoptionStore | HealthBook | NodeServices.NodeServices,
+          never
+        >
+      | undefined
+    let parent = ""
+    let node: Desired.NodeConfig
+    const at = (rel: string) => join(parent, "state", rel)
+    const input = async () => {
+      const catalog: Catalog = await runtime!.runPromise(loadCatalog(appsDir))
+      return { catalog, selection: Desired.defaultSelection(catalog), node }
+    }
+
+    beforeAll(async () => {
+      user = await createRootlessUser(`archy-fb-${uniqueSuffix()}`)
+      await user.startService()
+      const saved = spawnSync("podman", ["save", busyboxV1], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 })
+      if (saved.status !== 0) throw new Error(`podman save ${busyboxV1}: ${saved.stderr?.toString()}`)
+      const loaded = user.as(["podman", "load"], { input: saved.stdout })
+      if (loaded.status !== 0) throw new Error(`podman load as ${user.name}: ${loaded.stderr}`)
+      // The service user must reach the state dir to mount from it.
+      parent = mkdtempSync(join(tmpdir(), "archy-fb-rl-"))
+      chmodSync(parent, 0o755)
+      node = {
+        ...Desired.defaultNodeConfig,
+        dataRoot: at("apps"),
+        secretsDir: at("secrets"),
+        // The host's own archipelago network holds 10.89.0.0/24; the user's needs another.
+        network: { ...Desired.defaultNodeConfig.network, subnet: "10.89.231.0/24", gateway: "10.89.231.1" },
+        ids: readIdMapping(podmanUidOf(user.socketPath))
+      }
+      runtime = ManagedRuntime.make(
+        Layer.mergeAll(
+          LibpodRuntime.layer({ socketPath: user.socketPath }),
+          SecretStore.layer(node.secretsDir),
+          AdoptionStore.layer(at("adopted.json")),
+          HealthBook.layer
+        ).pipe(Layer.provideMerge(NodeServices.layer))
+      )
+    }, 180_000)
+
+    afterAll(async () => {
+      await runtime?.dispose()
+      const problems = (await user?.remove()) ?? []
+      if (parent !== "") rmSync(parent, { recursive: true, force: true })
+      assert.deepStrictEqual(problems, [], "the service user is torn down completely")
+    }, 120_000)
+
+    it("owners map through the user's subuid range, and the container writes as its uid", slow, async () => {
+      const u = user!
+      const ids = node.ids
+      assert.strictEqual(ids?._tag, "Rootless")
+      const sub = ids?._tag === "Rootless" ? ids.subuid : undefined
+      const subg = ids?._tag === "Rootless" ? ids.subgid : undefined
+      assert.isDefined(sub, "useradd gave the user a /etc/subuid range")
+      const host = `${sub!.start + 1233}:${subg!.start + 1233}`
+
+      const settled = await runtime!.runPromise(reconcileUntilSettled(await input(), { pauseMs: 200 }))
+      assert.deepStrictEqual(
+        settled.reports
+          .filter((r) => r.outcome._tag !== "Done")
+          .map((r) => `${r.action.target}: ${JSON.stringify(r.outcome)}`),
+        []
+      )
+      assert.strictEqual(stat(at(".")), `0755 ${u.uid}:${u.gid}`, "the node's dirs are the service user's")
+      assert.strictEqual(stat(at("secrets")), `0700 ${u.uid}:${u.gid}`)
+      assert.strictEqual(stat(at("apps/fx-owner")), `0755 ${u.uid}:${u.gid}`)
+      assert.strictEqual(stat(at("apps/fx-owner/data")), `0755 ${host}`)
+      assert.strictEqual(stat(at("apps/fx-owner/data/hidden_service")), `0700 ${host}`)
+
+      // Container uid 1234 is host uid subuid_start + 1233: it could write, and the files are that uid's.
+      const key = at("apps/fx-owner/data/hidden_service/hs_ed25519_secret_key")
+      for (let i = 0; i < 100; i++) {
+        try {
+          statSync(key)
+          break
+        } catch {
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+      const ps = u.as(["podman", "ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+      assert.strictEqual(
+        readFileSync(key, "utf8"),
+        "key\n",
+        ps.stdout + u.as(["podman", "logs", container]).stderr
+      )
+      assert.strictEqual(stat(key).split(" ")[1], host)
+      assert.match(ps.stdout, new RegExp(`${container} Up`))
+
+      assert.deepStrictEqual(summary(await runtime!.runPromise(reconcileOnce(await input()))), [])
+    })
+  }
+)
