@@ -433,6 +433,12 @@ const main = async (): Promise<boolean> => {
       daemon.kill()
       await daemon.exit
     }
+    // Had the FM6 scenario failed, orphans podman no longer lists would outlive the store.
+    const external = podman.cli(["ps", "-a", "--external", "-q", "--no-trunc"]).stdout.split("\n")
+    for (const id of external.filter((s) => /^[0-9a-f]{64}$/.test(s.trim()))) {
+      spawnSync("runc", ["delete", "--force", id.trim()])
+      podman.cli(["rm", "-f", "--storage", id.trim()])
+    }
     const problems = await podman.dispose()
     if (problems.length > 0) log(`cleanup: ${problems.join("; ")}`)
   }

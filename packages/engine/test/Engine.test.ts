@@ -4,6 +4,7 @@ import { join } from "node:path"
 import { catalogFromSources } from "@archy/core/Catalog"
 import * as Desired from "@archy/core/Desired"
 import { labels } from "@archy/core/Observed"
+import { PodmanState } from "@archy/podman/PodmanState"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -181,6 +182,60 @@ describe("reconcileOnce", () => {
         assert.isTrue(outcome("container:archy-lnd-ui", "Done"))
         const failed = reports.find((r) => r.outcome._tag === "Failed")!
         assert.include(failed.outcome._tag === "Failed" ? failed.outcome.error : "", "injected failure")
+      })
+    )
+  )
+
+  it.effect("cleans what podman's state DB lost, then creates it again under its name (FM6)", () =>
+    withNode(({ node }) =>
+      Effect.gen(function* () {
+        const { control, layer } = yield* makeMemoryRuntime()
+        yield* reconcileUntilSettled({ catalog, selection, node }, { pauseMs: 0 }).pipe(Effect.provide(layer))
+        // The DB forgot archy-lnd-ui; storage still holds it, so the state check reports it.
+        const lost = (yield* Ref.get(control.snapshot)).containers.find((c) => c.name === "archy-lnd-ui")!
+        yield* Ref.update(control.snapshot, (s) => ({
+          ...s,
+          containers: s.containers.filter((c) => c.id !== lost.id)
+        }))
+        const storage = new Set([lost.id])
+        const cleaned: Array<string> = []
+        const state = Layer.succeed(
+          PodmanState,
+          PodmanState.of({
+            orphans: (listed, names) =>
+              Effect.succeed(
+                [...storage]
+                  .filter((id) => !listed.some((c) => c.id === id) && names?.has(lost.name) !== false)
+                  .map((id) => ({ id, name: lost.name, detail: "storage still holds it" }))
+              ),
+            clean: (o) =>
+              Effect.sync(() => {
+                storage.delete(o.id)
+                cleaned.push(o.name)
+                return ["removed its storage"]
+              }),
+            deepLooks: Effect.succeed(0)
+          })
+        )
+        const reports = yield* reconcileOnce({ catalog, selection, node }).pipe(
+          Effect.provide(Layer.merge(layer, state))
+        )
+        assert.deepStrictEqual(
+          reports.map((r) => `${r.action._tag} ${r.action.target} ${r.outcome._tag}`),
+          [
+            "CleanOrphan container:archy-lnd-ui Done",
+            "Create container:archy-lnd-ui Done",
+            "Start container:archy-lnd-ui Done"
+          ]
+        )
+        assert.deepStrictEqual(cleaned, ["archy-lnd-ui"])
+        const again = yield* reconcileOnce({ catalog, selection, node }).pipe(
+          Effect.provide(Layer.merge(layer, state))
+        )
+        assert.deepStrictEqual(
+          again.map((r) => r.action.target),
+          []
+        )
       })
     )
   )

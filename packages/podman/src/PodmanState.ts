@@ -362,7 +362,7 @@ export const make = Effect.fn("PodmanState.make")(function* (options: Options = 
     if (conmon !== undefined && alive(conmon)) {
       const cmdline = yield* readText(`/proc/${conmon}/cmdline`)
       if (cmdline?.includes(id) === true) {
-        yield* Effect.sleep(Duration.millis(500))
+        for (let k = 0; k < 20 && alive(conmon); k++) yield* Effect.sleep(Duration.millis(50))
         if (alive(conmon)) {
           yield* Effect.sync(() => process.kill(conmon, "SIGKILL")).pipe(Effect.ignore)
           steps.push(`ended conmon ${conmon}`)
