@@ -10,7 +10,7 @@ import { createHash } from "node:crypto"
 import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join, relative, resolve } from "node:path"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { display, linkEscape } from "./internal/EntryPath.ts"
@@ -157,6 +157,23 @@ export const packTree = Effect.fn("Release.packTree")(function* (options: {
   readonly mtime?: Date
 }) {
   const from = resolve(options.from)
+  const out = resolve(options.out)
+  // Output inside the tree would be packed into the next build (old releases inside new ones).
+  if (out.startsWith(`${from}/`))
+    return yield* Effect.fail(
+      fail(
+        new TreeRejected({
+          tree: from,
+          violations: [
+            {
+              path: display(relative(from, out)),
+              check: "output-inside",
+              message: "the output is inside the tree"
+            }
+          ]
+        })
+      )
+    )
   const fromStat = yield* io("read the tree", from, () => fs.stat(from))
   if (!fromStat.isDirectory())
     return yield* Effect.fail(

@@ -85,6 +85,27 @@ describe("buildRelease", () => {
     })
   )
 
+  it.effect("refuses an OUTDIR inside the tree", () =>
+    Effect.gen(function* () {
+      const tree = releaseTree("1.0.0")
+      const key = yield* keyPair
+      const r = yield* Effect.result(
+        buildRelease({
+          from: tree,
+          version: "1.0.0",
+          keyFile: key.privateKeyFile,
+          outDir: join(tree, "dist")
+        })
+      )
+      assert.strictEqual(r._tag, "Failure")
+      assert.match(
+        (r as { failure: ReleaseError }).failure.message,
+        /\.\/dist\/archy-1\.0\.0\.tar\.gz: the output is inside the tree/
+      )
+      assert.isFalse(existsSync(join(tree, "dist")))
+    })
+  )
+
   it.effect("refuses a bad version before touching anything", () =>
     Effect.gen(function* () {
       for (const version of ["v1.0.0", "1.0", "1.0.0/../x", "", "1.0.0 beta", "x".repeat(70)]) {
