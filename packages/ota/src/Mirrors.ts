@@ -22,6 +22,8 @@ const maxSmallFileBytes = 64 * 1024
 export interface MirrorAttempt {
   readonly mirror: string
   readonly reason: string
+  /** The mirror served a valid release, just not one to update to (this version or older). */
+  readonly notNewer?: string
 }
 
 /** The public key file cannot be read or is not an ed25519 public key. */
@@ -171,28 +173,37 @@ const download = (url: string, file: string, size: number, idleMs: number) =>
     catch: (e) => new Bad({ reason: describe(e) })
   })
 
-/** The newest signed release of the first mirror that serves a valid one. */
-export const check = (options: MirrorOptions) =>
+/**
+ * The first mirror that serves a valid signed release `wanted` accepts (newer than the running
+ * one); the others are recorded with why they were passed over, so a stale mirror first in the
+ * list never hides a newer release on the next one.
+ */
+export const check = (options: MirrorOptions, wanted: (manifest: ReleaseManifest) => boolean) =>
   Effect.gen(function* () {
     const key = yield* loadPublicKey(options.publicKeyFile)
     const attempts: Array<MirrorAttempt> = []
     for (const mirror of options.mirrors) {
       const r = yield* Effect.result(signedFrom(mirror, key, options.timeoutMs))
-      if (r._tag === "Success") return r.success
-      attempts.push({ mirror, reason: r.failure.reason })
+      if (r._tag === "Failure") attempts.push({ mirror, reason: r.failure.reason })
+      else if (wanted(r.success.manifest)) return { offer: r.success, attempts }
+      else attempts.push(notNewer(mirror, r.success.manifest))
     }
+    if (attempts.some((a) => a.notNewer !== undefined)) return { offer: undefined, attempts }
     return yield* new NoMirrorWorked({ attempts })
   })
+
+const notNewer = (mirror: string, m: ReleaseManifest): MirrorAttempt => ({
+  mirror,
+  reason: `offers ${m.version}, not an update`,
+  notNewer: m.version
+})
 
 /**
  * The first mirror whose manifest verifies and whose tarball matches it (size, sha256), downloaded
  * into a new temporary directory with the manifest and signature beside it.
- * `accept` may refuse a verified manifest (not newer, say): that ends the search with its error.
+ * A mirror whose release `wanted` refuses (not newer) is passed over like a failing one.
  */
-export const fetchRelease = <E>(
-  options: MirrorOptions,
-  accept: (manifest: ReleaseManifest) => Effect.Effect<void, E>
-) =>
+export const fetchRelease = (options: MirrorOptions, wanted: (manifest: ReleaseManifest) => boolean) =>
   Effect.gen(function* () {
     const key = yield* loadPublicKey(options.publicKeyFile)
     const attempts: Array<MirrorAttempt> = []
@@ -202,8 +213,11 @@ export const fetchRelease = <E>(
         attempts.push({ mirror, reason: signed.failure.reason })
         continue
       }
-      yield* accept(signed.success.manifest)
       const m = signed.success.manifest
+      if (!wanted(m)) {
+        attempts.push(notNewer(mirror, m))
+        continue
+      }
       const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "archy-ota-")))
       const dispose = Effect.promise(() => rm(dir, { recursive: true, force: true }))
       const tarball = join(dir, m.file)

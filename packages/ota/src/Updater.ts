@@ -22,9 +22,10 @@ import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
+import * as Semaphore from "effect/Semaphore"
 import { isUpdate, type PendingMarker } from "./Decide.ts"
 import type { Install, UpdateResult } from "./Install.ts"
-import { check, fetchRelease, type MirrorOptions } from "./Mirrors.ts"
+import { check, fetchRelease, type MirrorOptions, type NoMirrorWorked } from "./Mirrors.ts"
 import { ServiceManager } from "./ServiceManager.ts"
 
 /** An update request the node refuses or cannot carry out: what and why. */
@@ -71,6 +72,8 @@ export const make = (install: Install, mirrors: MirrorOptions, running?: string)
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const services = yield* ServiceManager
+    // One apply or rollback at a time: two would unpack into, or switch to, the same places.
+    const lock = yield* Semaphore.make(1)
     const status = Effect.gen(function* () {
       const current = yield* install.current
       const state = yield* install.state
@@ -87,12 +90,13 @@ export const make = (install: Install, mirrors: MirrorOptions, running?: string)
 
     const checkNow = Effect.gen(function* () {
       const current = yield* install.current
-      const signed = yield* check(mirrors)
+      const found = yield* check(mirrors, (m) => isUpdate(m.version, current))
+      const seen = found.attempts.find((a) => a.notNewer !== undefined)
       return {
         ...(current !== undefined ? { current } : {}),
-        latest: signed.manifest.version,
-        available: isUpdate(signed.manifest.version, current),
-        mirror: signed.mirror
+        latest: found.offer?.manifest.version ?? seen?.notNewer ?? "none",
+        available: found.offer !== undefined,
+        mirror: found.offer?.mirror ?? seen?.mirror ?? "none"
       } satisfies CheckResult
     }).pipe(Effect.mapError(asUpdateError))
 
@@ -107,12 +111,16 @@ export const make = (install: Install, mirrors: MirrorOptions, running?: string)
         return yield* new UpdateError({
           message: `the update from ${pending.from} to ${pending.to} is still being verified; try again when it is done`
         })
-      const got = yield* fetchRelease(mirrors, (m) =>
-        isUpdate(m.version, from)
-          ? Effect.void
-          : Effect.fail(
-              new UpdateError({ message: `already up to date: ${from} runs, the mirrors offer ${m.version}` })
-            )
+      const got = yield* fetchRelease(mirrors, (m) => isUpdate(m.version, from)).pipe(
+        Effect.catchTag("NoMirrorWorked", (e) =>
+          e.attempts.length > 0 && e.attempts.every((a) => a.notNewer !== undefined)
+            ? Effect.fail(
+                new UpdateError({
+                  message: `already up to date: ${from} runs, the mirrors offer ${[...new Set(e.attempts.map((a) => a.notNewer))].join(", ")}`
+                })
+              )
+            : Effect.fail<NoMirrorWorked | UpdateError>(e)
+        )
       )
       const to = got.manifest.version
       yield* Effect.gen(function* () {
@@ -136,7 +144,7 @@ export const make = (install: Install, mirrors: MirrorOptions, running?: string)
       yield* Effect.logInfo(`update applied: ${from} -> ${to} (from ${got.mirror}); restarting to verify it`)
       yield* services.restart(`update ${from} -> ${to}`)
       return { from, to, mirror: got.mirror } satisfies ApplyResult
-    }).pipe(Effect.mapError(asUpdateError))
+    }).pipe(Effect.mapError(asUpdateError), lock.withPermits(1))
 
     /** Back to the kept previous release, by hand (the verifier rolls back by itself). */
     const rollback = Effect.gen(function* () {
@@ -165,7 +173,7 @@ export const make = (install: Install, mirrors: MirrorOptions, running?: string)
       yield* install.writeState({ ...(current !== undefined ? { previous: current } : {}), last: result })
       yield* services.restart(`rollback ${current} -> ${previous}`)
       return result
-    }).pipe(Effect.mapError(asUpdateError))
+    }).pipe(Effect.mapError(asUpdateError), lock.withPermits(1))
 
     return { status, check: checkNow, apply, rollback }
   })
