@@ -384,7 +384,8 @@ export const classifyFailure = (f: Failure): RuntimeError["reason"] => {
   if (/no such container|no container with (name or )?id/i.test(text)) {
     return new NoSuchContainer({ container: f.container ?? summary })
   }
-  if (/already in use/i.test(text)) {
+  // "bind: address already in use" is a host port another process holds, not a name conflict.
+  if (/already in use/i.test(text) && !/address already in use/i.test(text)) {
     return new NameInUse({ container: f.container ?? summary })
   }
   if (/image not known|image unknown|manifest unknown|no such image|repository name not known/i.test(text)) {

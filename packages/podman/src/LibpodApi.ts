@@ -104,7 +104,8 @@ export const errorMessage = (body: string): string => {
 export const classify = (request: Request, response: Response): RuntimeError => {
   const message = errorMessage(response.body)
   const text = `${response.body}\n${message}`.toLowerCase()
-  if (text.includes("already in use")) {
+  // "bind: address already in use" is a host port another process holds, not a name conflict.
+  if (text.includes("already in use") && !text.includes("address already in use")) {
     return fail(new NameInUse({ container: request.container ?? short(message, 120) }))
   }
   if (text.includes("image not known") || text.includes("no such image")) {

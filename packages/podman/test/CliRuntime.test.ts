@@ -334,6 +334,17 @@ describe("classifyFailure", () => {
       ),
       { _tag: "PodmanUnreachable", endpoint: "podman" }
     )
+    // podman 4.3 starting a container whose host port another process holds: not a name conflict.
+    assert.deepInclude(
+      reason(
+        `Error: unable to start container "ee4e0d7f2666": cannot listen on the TCP port: listen tcp4 127.0.0.1:18999: bind: address already in use\n`,
+        { container: "c" }
+      ),
+      {
+        _tag: "UnexpectedOutput",
+        detail: `exit 125: Error: unable to start container "ee4e0d7f2666": cannot listen on the TCP port: listen tcp4 127.0.0.1:18999: bind: address already in use`
+      }
+    )
     assert.deepInclude(reason(`Error: context must be a directory: "/tmp/nodir"\n`), {
       _tag: "UnexpectedOutput",
       operation: "podman start x",
