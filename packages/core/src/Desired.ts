@@ -19,7 +19,7 @@ import {
   type RestartPolicy
 } from "./Manifest.ts"
 import { labels } from "./Observed.ts"
-import { type IdMapping, type Owner, parseUser, rootful, toHost } from "./Ownership.ts"
+import { type IdMapping, type Owner, ownerText, parseUser, rootful, toHost } from "./Ownership.ts"
 import type { Renderer } from "./Render/Renderer.ts"
 import { findRenderer } from "./Render/Renderers.ts"
 import { templateRenderer } from "./Render/Template.ts"
@@ -317,6 +317,9 @@ const renderFile = (
     renderer: f.renderer ?? `template:${f.template}`,
     ...(template ? { template } : {})
   })
+  // The manifest names the owner as a container sees it; on the host it is mapped as data dirs are.
+  const mapped =
+    f.owner === undefined ? undefined : toHost(node.ids ?? rootful, parseUser(f.owner) ?? rootOwner)
   const base = {
     app: app.manifest.id,
     path: `${node.dataRoot}/${app.manifest.id}/${f.path}`,
@@ -327,9 +330,11 @@ const renderFile = (
     ),
     secrets: renderer.secrets,
     mode: Number.parseInt(f.mode ?? "0600", 8),
-    ...(f.owner !== undefined ? { owner: f.owner } : {}),
+    ...(mapped !== undefined && "owner" in mapped ? { owner: ownerText(mapped.owner) } : {}),
     consumers: f.consumers
   }
+  if (mapped !== undefined && "error" in mapped)
+    return { ...base, renderError: `cannot own ${f.path}: ${mapped.error}` }
   if (!renderer.secrets.every((s) => secrets.has(s))) return base
   try {
     const content = renderer.render({

@@ -96,6 +96,34 @@ describe("Desired directories", () => {
     ])
   })
 
+  it("a rendered file's owner is mapped as the directories are", () => {
+    const withFile = catalogFromSources([
+      {
+        file: "tor/manifest.yml",
+        dir: "tor",
+        dirName: "tor",
+        text: `${torManifest}files:\n  - { path: data/torrc, template: torrc, owner: "100:101", consumers: [tor] }\n`,
+        templates: new Map([["torrc", "SocksPort 9050\n"]])
+      }
+    ])
+    assert.deepStrictEqual(withFile.issues, [])
+    const fileOf = (ids?: IdMapping) =>
+      Desired.make({
+        catalog: withFile,
+        node: node(ids),
+        selection: Desired.defaultSelection(withFile),
+        secrets: new Map()
+      }).apps[0]!.files[0]!
+    assert.strictEqual(fileOf().owner, "100:101")
+    assert.strictEqual(fileOf(rootless).owner, "100099:100100")
+    const small: IdMapping = { ...rootless, subuid: { start: 100_000, count: 50 } }
+    assert.strictEqual(fileOf(small).owner, undefined)
+    assert.match(
+      fileOf(small).renderError ?? "",
+      /^cannot own data\/torrc: container uid 100 is beyond user archy's/
+    )
+  })
+
   it("blocks an app whose uid is beyond the service user's range, naming user and range, and plans nothing for it", () => {
     const small: IdMapping = { ...rootless, subuid: { start: 100_000, count: 50 } }
     const d = desiredWith(small)
