@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Runtime from "effect/Runtime"
 import { apply } from "./commands/Apply.ts"
+import { catalog } from "./commands/Catalog.ts"
 import { configure } from "./commands/Configure.ts"
 import { daemon } from "./commands/Daemon.ts"
 import { doctor } from "./commands/Doctor.ts"
@@ -35,7 +36,8 @@ const archy = Command.make("archy").pipe(
     rollback,
     release,
     configure,
-    update
+    update,
+    catalog
   ])
 )
 

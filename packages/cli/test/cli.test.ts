@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -147,6 +147,52 @@ describe("archy validate", () => {
     const run = archy("validate", missing)
     assert.strictEqual(run.status, 1)
     assert.include(run.stderr, `archy: cannot read the catalog at ${missing}`)
+  })
+})
+
+describe("archy catalog export", () => {
+  it("prints the repo's catalog as JSON, by id, and writes the same bytes with --out", () => {
+    const run = archy("catalog", "export", "--apps", "apps")
+    assert.strictEqual(run.status, 0, run.stderr)
+    const exported = JSON.parse(run.stdout) as { apps: Array<{ id: string; containers: Array<string> }> }
+    const ids = exported.apps.map((a) => a.id)
+    assert.strictEqual(ids.length, appCount)
+    assert.deepStrictEqual(ids, [...ids].sort())
+    assert.isAtLeast(exported.apps.flatMap((a) => a.containers).length, 20)
+
+    const out = join(tempDir(), "web", "catalog.json")
+    const written = archy("catalog", "export", "--apps", "apps", "--out", out)
+    assert.strictEqual(written.status, 0, written.stderr)
+    assert.strictEqual(written.stdout.trim(), `${appCount} app(s) exported to ${out}`)
+    assert.strictEqual(readFileSync(out, "utf8"), run.stdout)
+    assert.strictEqual(statSync(out).mode & 0o777, 0o644)
+  })
+
+  it("exports nothing from a catalog with a bad manifest, naming the problem, and leaves the old file", () => {
+    const { dir, files } = catalog({
+      alpha: manifestText("alpha"),
+      beta: manifestText("beta", "    privileged: true")
+    })
+    const out = join(tempDir(), "catalog.json")
+    writeFileSync(out, "previous export\n")
+    const run = archy("catalog", "export", "--apps", dir, "--out", out)
+    assert.strictEqual(run.status, 1)
+    assert.include(run.stderr, `${files.beta}: at containers[0].privileged:`)
+    assert.include(run.stderr, `1 problem(s) in ${dir}: nothing exported`)
+    assert.strictEqual(run.stdout, "")
+    assert.strictEqual(readFileSync(out, "utf8"), "previous export\n")
+  })
+
+  it("says which file it could not write", () => {
+    const { dir } = catalog({ alpha: manifestText("alpha") })
+    const blocker = join(tempDir(), "not-a-dir")
+    writeFileSync(blocker, "")
+    const run = archy("catalog", "export", "--apps", dir, "--out", join(blocker, "catalog.json"))
+    assert.strictEqual(run.status, 1)
+    assert.include(
+      run.stderr,
+      `archy catalog export: writing ${join(blocker, "catalog.json")} failed at create the directory`
+    )
   })
 })
 

@@ -5,6 +5,7 @@
  */
 export * as Action from "./Action.ts"
 export * as Catalog from "./Catalog.ts"
+export * as CatalogExport from "./CatalogExport.ts"
 export * as Desired from "./Desired.ts"
 export * as Hash from "./Hash.ts"
 export * as Manifest from "./Manifest.ts"
