@@ -34,7 +34,10 @@ export class SelectionError extends Data.TaggedError("SelectionError")<{
 export class SelectionStore extends Context.Service<
   SelectionStore,
   {
-    /** The current selection; on first start the catalog's defaults (and they are saved). */
+    /**
+     * The current selection; on first start the catalog's defaults, saved once the catalog loads
+     * without issues.
+     */
     readonly get: (catalog: Catalog) => Effect.Effect<Desired.Selection, SelectionError>
     readonly update: (
       catalog: Catalog,
@@ -61,7 +64,9 @@ export class SelectionStore extends Context.Service<
             const exists = yield* fs.exists(file).pipe(Effect.mapError((e) => fail(e.message)))
             if (!exists) {
               const first = Desired.defaultSelection(catalog)
-              yield* save(first)
+              // Defaults are saved only from a catalog that loaded whole: a manifest unreadable
+              // for a moment on first start must not uninstall its app for good.
+              if (catalog.issues.length === 0) yield* save(first)
               return first
             }
             const text = yield* fs.readFileString(file).pipe(Effect.mapError((e) => fail(e.message)))
