@@ -212,7 +212,14 @@ export const plan = (desired: Desired, observed: Observed, options: PlanOptions)
     starting: new Set(),
     rewritten,
     filesOnDisk: filesByPath,
-    stops
+    stops,
+    healthGates: new Set(
+      desired.apps.flatMap((a) =>
+        a.containers.flatMap((c) =>
+          c.waitsFor.filter((g) => g.condition === "healthy").map((g) => g.container)
+        )
+      )
+    )
   }
   for (const app of desired.apps) {
     // Before the files written into them and the containers that mount them.
@@ -350,6 +357,8 @@ interface BringUpContext {
   readonly rewritten: ReadonlySet<string>
   readonly filesOnDisk: ReadonlyMap<string, ObservedFile>
   readonly stops: Array<Action>
+  /** Containers some dependant waits on to be healthy. */
+  readonly healthGates: ReadonlySet<string>
 }
 
 /** Why `want` may not start yet (a dependency not running or not healthy), or undefined. */
@@ -422,7 +431,11 @@ const containerActions = (
     // An unlabeled container with a name a manifest claims: adopt it, then treat it as ours.
     const found = foreign!
     const target = containerTarget(want.name)
-    const specMatches = found.image === want.spec.image
+    // podman runs only the health check a container was created with, and this one was not
+    // created from our manifest: if dependants wait for it to pass ours, it must be recreated,
+    // or they would wait forever.
+    const lacksGateCheck = want.spec.health !== undefined && ctx.healthGates.has(want.name)
+    const specMatches = found.image === want.spec.image && !lacksGateCheck
     out.push(
       Action.Adopt({
         target,
@@ -437,7 +450,10 @@ const containerActions = (
       out.push(
         Action.Recreate({
           target,
-          cause: `adopted container runs image ${found.image}, the manifest wants ${want.spec.image}`,
+          cause:
+            found.image !== want.spec.image
+              ? `adopted container runs image ${found.image}, the manifest wants ${want.spec.image}`
+              : "adopted container lacks the manifest's health check that its dependants wait for (podman runs only the check a container was created with)",
           containerId: found.id,
           container: want
         })

@@ -300,6 +300,18 @@ describe("plan", () => {
     ])
   })
 
+  // Found by the simulation (seed 2): podman runs only the health check a container was created
+  // with, so an adopted bitcoind never passed ours and lnd waited for it forever.
+  it("recreates an adopted container with the right image when dependants gate on its health", () => {
+    const adopted = planFor(withContainer(converged, "bitcoin-knots", (c) => ({ ...c, labels: {} })))
+    assert.deepStrictEqual(lines(adopted), [
+      "adopt container:bitcoin-knots",
+      "recreate container:bitcoin-knots",
+      "start container:bitcoin-knots"
+    ])
+    assert.include(adopted[1]!.cause, "health check")
+  })
+
   it("waits while a crashed container backs off, with the reason", () => {
     const n: ModelNode = {
       ...withContainer(converged, "lnd", (c) => ({ ...c, state: "exited", exitCode: 1 })),
