@@ -40,7 +40,14 @@ export class SecretStore extends Context.Service<
     readonly ensure: (name: string) => Effect.Effect<void, SecretError>
   }
 >()("archy/engine/SecretStore") {
-  static readonly layer = (dir: string) =>
+  /**
+   * `randomBytes` is the CSPRNG (node's by default); the simulation passes a seeded one so a
+   * run replays byte for byte.
+   */
+  static readonly layer = (
+    dir: string,
+    options: { readonly randomBytes?: (size: number) => Uint8Array } = {}
+  ) =>
     Layer.effect(
       SecretStore,
       Effect.gen(function* () {
@@ -90,7 +97,7 @@ export class SecretStore extends Context.Service<
           if (yield* fs.exists(fileOf(name)).pipe(Effect.mapError((e) => fail(fileOf(name), e.message))))
             return
           // 32 random bytes, base64url: no characters that need quoting in any config format.
-          const value = randomBytes(32).toString("base64url")
+          const value = Buffer.from((options.randomBytes ?? randomBytes)(32)).toString("base64url")
           yield* writeAtomic(fileOf(name), new TextEncoder().encode(`${value}\n`), { mode: 0o600 }).pipe(
             Effect.provideContext(platform),
             Effect.mapError((e) => fail(fileOf(name), e.message))
