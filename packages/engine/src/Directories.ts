@@ -15,6 +15,7 @@ import { constants } from "node:fs"
 import * as fsp from "node:fs/promises"
 import type { DesiredDirectory } from "@archy/core/Desired"
 import type { ObservedDirectory } from "@archy/core/Observed"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 
@@ -156,3 +157,14 @@ const settleOpen = (dir: DesiredDirectory, handle: fsp.FileHandle, fail: Fail) =
       yield* Effect.tryPromise({ try: () => handle.chmod(dir.mode), catch: fail("chmod") })
     }
   })
+
+/**
+ * How the reconciler reaches the host's directories: this module's node:fs functions unless a
+ * test provides another (the simulation's in-memory disk).
+ */
+export const HostDirectories = Context.Reference<{
+  readonly observe: (dirs: ReadonlyArray<DesiredDirectory>) => Effect.Effect<ReadonlyArray<ObservedDirectory>>
+  readonly ensure: (dir: DesiredDirectory, exists: boolean) => Effect.Effect<void, DirectoryError>
+}>("archy/engine/HostDirectories", {
+  defaultValue: () => ({ observe: observeDirectories, ensure: ensureDirectory })
+})

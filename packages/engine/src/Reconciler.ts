@@ -25,7 +25,7 @@ import { AdoptionStore } from "./AdoptionStore.ts"
 import { AppLocks } from "./AppLocks.ts"
 import { writeAtomic } from "./AtomicFile.ts"
 import { CrashMemory } from "./CrashBackoff.ts"
-import { ensureDirectory, observeDirectories } from "./Directories.ts"
+import { HostDirectories } from "./Directories.ts"
 import { checkGates, HealthBook, overlayHealth } from "./Health.ts"
 import { SecretStore } from "./SecretStore.ts"
 import { UpgradeStore } from "./UpgradeStore.ts"
@@ -139,7 +139,7 @@ export const observeNode = Effect.fn("Reconciler.observe")(function* (desired: D
     networks: snapshot.networks,
     secrets: yield* store.names,
     files: yield* observeFiles(desired),
-    directories: yield* observeDirectories([
+    directories: yield* (yield* HostDirectories).observe([
       ...desired.directories,
       ...desired.apps.flatMap((a) => a.directories)
     ]),
@@ -164,7 +164,7 @@ export const execute = Effect.fn("Reconciler.execute")(function* (action: Action
       return yield* store.ensure(action.name)
     }
     case "EnsureDirectory":
-      return yield* ensureDirectory(action.directory, action.exists)
+      return yield* (yield* HostDirectories).ensure(action.directory, action.exists)
     case "WriteFile": {
       const file = action.file
       // Rendered now when its secret was generated earlier in this same pass.
