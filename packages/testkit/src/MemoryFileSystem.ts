@@ -49,6 +49,8 @@ export interface FileNode {
 export interface DirectoryNode {
   readonly type: "Directory"
   mode: number
+  uid: number
+  gid: number
   mtimeMs: number
 }
 
@@ -70,7 +72,7 @@ export class ProcessCrash extends Error {
 }
 
 export const makeDisk = (): Disk => ({
-  nodes: new Map([["/", { type: "Directory", mode: 0o755, mtimeMs: 0 }]])
+  nodes: new Map([["/", { type: "Directory", mode: 0o755, uid: 0, gid: 0, mtimeMs: 0 }]])
 })
 
 const normalise = (path: string): string => {
@@ -118,7 +120,8 @@ export const seedFile = (disk: Disk, path: string, text: string, mode = 0o644): 
     dirs.push(dir)
     dir = parentOf(dir)
   }
-  for (const d of dirs.reverse()) disk.nodes.set(d, { type: "Directory", mode: 0o755, mtimeMs: 0 })
+  for (const d of dirs.reverse())
+    disk.nodes.set(d, { type: "Directory", mode: 0o755, uid: 0, gid: 0, mtimeMs: 0 })
   disk.nodes.set(p, { type: "File", bytes: new TextEncoder().encode(text), mode, uid: 0, gid: 0, mtimeMs: 0 })
 }
 
@@ -143,8 +146,8 @@ export const make = (disk: Disk, hook: FsHook): FileSystem.FileSystem => {
       ino: Option.none(),
       mode: (node.type === "File" ? 0o100000 : 0o040000) | node.mode,
       nlink: Option.none(),
-      uid: Option.some(node.type === "File" ? node.uid : 0),
-      gid: Option.some(node.type === "File" ? node.gid : 0),
+      uid: Option.some(node.uid),
+      gid: Option.some(node.gid),
       rdev: Option.none(),
       size: ByteSize.bytes(node.type === "File" ? node.bytes.length : 0),
       blksize: Option.none(),
@@ -181,7 +184,7 @@ export const make = (disk: Disk, hook: FsHook): FileSystem.FileSystem => {
             if (missing.length > 1 && options?.recursive !== true)
               return Effect.fail(sysError("ENOENT", "makeDirectory", path))
             for (const m of missing.reverse())
-              nodes.set(m, { type: "Directory", mode: options?.mode ?? 0o755, mtimeMs: now })
+              nodes.set(m, { type: "Directory", mode: options?.mode ?? 0o755, uid: 0, gid: 0, mtimeMs: now })
             return Effect.void
           })
         })
@@ -326,10 +329,8 @@ export const make = (disk: Disk, hook: FsHook): FileSystem.FileSystem => {
       }),
     chown: (path, uid, gid) =>
       withNode("chown", path, (node) => {
-        if (node.type === "File") {
-          node.uid = uid
-          node.gid = gid
-        }
+        node.uid = uid
+        node.gid = gid
       }),
     exists: (raw) => {
       const path = normalise(raw)

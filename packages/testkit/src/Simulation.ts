@@ -21,6 +21,7 @@ import { SelectionStore } from "@archy/daemon/SelectionStore"
 import { AdoptionStore } from "@archy/engine/AdoptionStore"
 import { AppLocks } from "@archy/engine/AppLocks"
 import { CrashMemory } from "@archy/engine/CrashBackoff"
+import { HostDirectories } from "@archy/engine/Directories"
 import { HealthBook } from "@archy/engine/Health"
 import { SecretStore } from "@archy/engine/SecretStore"
 import { PodmanRuntime, type RuntimeEvent } from "@archy/podman/PodmanRuntime"
@@ -37,6 +38,7 @@ import * as Scope from "effect/Scope"
 import { TestClock } from "effect/testing"
 import * as FakePodman from "./FakePodman.ts"
 import * as Faults from "./Faults.ts"
+import * as MemoryDirectories from "./HostDirectories.ts"
 import * as Invariants from "./Invariants.ts"
 import * as MemoryFs from "./MemoryFileSystem.ts"
 import * as Prng from "./Prng.ts"
@@ -256,6 +258,8 @@ const runWith = (config: SimConfig, trace: Array<string>, logs: Array<string>) =
       const runtime = FakePodman.make({ world, prng, faults, process, events, trace: tr })
       const platform = Layer.mergeAll(
         Layer.succeed(FileSystem.FileSystem, fs),
+        // The engine's directories live on the same in-memory disk, never the host's.
+        Layer.succeed(HostDirectories, MemoryDirectories.make(fs)),
         Path.layer,
         Layer.succeed(PodmanRuntime, runtime)
       )

@@ -4,6 +4,7 @@
  */
 export * as FakePodman from "./FakePodman.ts"
 export * as Faults from "./Faults.ts"
+export * as HostDirectories from "./HostDirectories.ts"
 export * as Invariants from "./Invariants.ts"
 export * as ManifestFiles from "./ManifestFiles.ts"
 export * as MemoryFileSystem from "./MemoryFileSystem.ts"

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { fixtureAppsDir } from "../../../test/fixtures/fixtures.ts"
@@ -25,6 +26,8 @@ describe("Simulation", () => {
       assert.strictEqual(a.trace[0]!.trim().split(" ")[1], "SEED=7")
       const c = yield* Simulation.run({ seed: 8n, manifests })
       assert.notStrictEqual(a.trace.join("\n"), c.trace.join("\n"))
+      // Everything happened on the in-memory disk: nothing of the node's reached the host.
+      assert.isFalse(existsSync(Simulation.nodeConfig.dataRoot))
     })
   )
 
