@@ -15,7 +15,7 @@ const usage = `usage: test/sim/run [--seeds N] [--seed S] [--variant atomic|in-p
                     [--include SITE]... [--exclude SITE]... [--trace] [--tail N] [--apps DIR]
   SEED=S test/sim/run   replays seed S (decimal, 0x-hex or a commit hash) with its whole trace
 fault sites: ${Faults.allSites.join(", ")}
-off unless --include: ${Faults.defaultExcluded.join(", ")}`
+off unless --include: ${Faults.defaultExcluded.join(", ") || "none"}`
 
 const die = (message: string): never => {
   process.stderr.write(`test/sim/run: ${message}\n${usage}\n`)

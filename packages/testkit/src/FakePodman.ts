@@ -29,7 +29,9 @@ import {
   RuntimeTimeout,
   UnexpectedOutput
 } from "@archy/podman/PodmanRuntime"
+import { PodmanState } from "@archy/podman/PodmanState"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as PubSub from "effect/PubSub"
 import * as Stream from "effect/Stream"
@@ -174,12 +176,13 @@ export const makeDriver = (options: FakePodmanOptions) => {
 
 export type Driver = ReturnType<typeof makeDriver>
 
-/** The port over the model. */
-export const make = (options: FakePodmanOptions): PodmanRuntime["Service"] => {
-  const { world, prng, faults, process, trace } = options
-  const driver = makeDriver(options)
+/**
+ * The gate every call of the fake goes through: a dead daemon does nothing; faults fire before
+ * or after the effect.
+ */
+const makeCaller = (options: FakePodmanOptions) => {
+  const { prng, faults, process, trace } = options
   let calls = 0
-
   const randomReason = (operation: string, target: string): RuntimeError["reason"] => {
     switch (prng.int(6)) {
       case 0:
@@ -239,6 +242,16 @@ export const make = (options: FakePodmanOptions): PodmanRuntime["Service"] => {
       }
       return body
     })
+
+  return { call, calls: () => calls }
+}
+
+/** The port over the model. */
+export const make = (options: FakePodmanOptions): PodmanRuntime["Service"] => {
+  const { world } = options
+  const driver = makeDriver(options)
+  const { call, calls } = makeCaller(options)
+  const { faults, trace } = options
 
   const record = (operation: string, c: FakeContainer, nowMs: number) =>
     world.mutations.push({ atMs: nowMs, call: operation, id: c.id, name: c.name, labels: c.labels })
@@ -399,9 +412,69 @@ export const make = (options: FakePodmanOptions): PodmanRuntime["Service"] => {
         action.target,
         withNow((nowMs) => applyNow(action, nowMs))
       ),
-    calls: Effect.sync(() => calls),
+    calls: Effect.sync(calls),
     events: Stream.fromPubSub(options.events),
     healthcheck,
     inspect
   })
 }
+
+/**
+ * FM6 detection and repair over the model: a container the state DB lost (`hidden`) is what
+ * storage still holds; cleaning it kills and removes it. Its faults come from the same sites as
+ * the port's calls.
+ */
+export const makeState = (options: FakePodmanOptions): PodmanState["Service"] => {
+  const { world } = options
+  const { call } = makeCaller(options)
+  let deepLooks = 0
+  const storageOnly = (listed: ReadonlyArray<{ readonly id: string }>, names?: ReadonlySet<string>) => {
+    const known = new Set(listed.map((c) => c.id))
+    return world.containers.filter(
+      (c) => c.hidden && !known.has(c.id) && (names === undefined || names.has(c.name))
+    )
+  }
+  return PodmanState.of({
+    orphans: (listed, names) =>
+      call(
+        "storage",
+        "containers.json",
+        Effect.gen(function* () {
+          if (storageOnly(listed, names).length === 0) return []
+          // As the live one does: ask again a second later; a container being created settles.
+          deepLooks++
+          yield* Effect.sleep(Duration.seconds(1))
+          return storageOnly(listed, names).map((c) => ({
+            id: c.id,
+            name: c.name,
+            detail: c.state === "running" ? "storage still holds it and it runs" : "storage still holds it"
+          }))
+        })
+      ),
+    clean: (orphan) =>
+      call(
+        "clean-orphan",
+        orphan.name,
+        withNowMs((nowMs) =>
+          Effect.sync(() => {
+            const i = world.containers.findIndex((c) => c.id === orphan.id && c.hidden)
+            if (i < 0) return []
+            const c = world.containers[i]!
+            world.mutations.push({
+              atMs: nowMs,
+              call: "clean-orphan",
+              id: c.id,
+              name: c.name,
+              labels: c.labels
+            })
+            world.containers.splice(i, 1)
+            return ["killed", "removed from storage"]
+          })
+        )
+      ),
+    deepLooks: Effect.sync(() => deepLooks)
+  })
+}
+
+const withNowMs = <A, E>(f: (nowMs: number) => Effect.Effect<A, E>) =>
+  Effect.flatMap(Clock.currentTimeMillis, f)

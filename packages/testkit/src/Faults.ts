@@ -41,12 +41,8 @@ export type Site = keyof typeof sites
 
 export const allSites = Object.keys(sites) as ReadonlyArray<Site>
 
-/**
- * Sites the engine cannot yet recover from by itself, off unless asked for: after a state-DB
- * loss the lost container keeps its name, so the node cannot converge until the engine learns
- * to find it (`podman ps --external`).
- */
-export const defaultExcluded: ReadonlyArray<Site> = ["world.stateDbLoss"]
+/** Sites off unless asked for (none today: each failure mode here is one the engine heals). */
+export const defaultExcluded: ReadonlyArray<Site> = []
 
 export interface Faults {
   /** Whether the fault fires at this call (always false when disabled or switched off). */

@@ -17,14 +17,11 @@ import { type Catalog, catalogFromSources } from "@archy/core/Catalog"
 import * as Desired from "@archy/core/Desired"
 import { labels } from "@archy/core/Observed"
 import * as Daemon from "@archy/daemon/Daemon"
-import { SelectionStore } from "@archy/daemon/SelectionStore"
-import { AdoptionStore } from "@archy/engine/AdoptionStore"
-import { AppLocks } from "@archy/engine/AppLocks"
-import { CrashMemory } from "@archy/engine/CrashBackoff"
+import { servicesLayer } from "@archy/daemon/main"
 import { HostDirectories } from "@archy/engine/Directories"
-import { HealthBook } from "@archy/engine/Health"
 import { SecretStore } from "@archy/engine/SecretStore"
 import { PodmanRuntime, type RuntimeEvent } from "@archy/podman/PodmanRuntime"
+import { PodmanState } from "@archy/podman/PodmanState"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -261,17 +258,15 @@ const runWith = (config: SimConfig, trace: Array<string>, logs: Array<string>) =
         // The engine's directories live on the same in-memory disk, never the host's.
         Layer.succeed(HostDirectories, MemoryDirectories.make(fs)),
         Path.layer,
-        Layer.succeed(PodmanRuntime, runtime)
+        Layer.succeed(PodmanRuntime, runtime),
+        Layer.succeed(PodmanState, FakePodman.makeState({ world, prng, faults, process, events, trace: tr }))
       )
+      // The daemon's own services (as `archy daemon` builds them), with secrets from the seed.
       const services = Layer.mergeAll(
+        servicesLayer(stateDir),
         SecretStore.layer(nodeConfig.secretsDir, {
           randomBytes: (n) => Uint8Array.from({ length: n }, () => prng.int(256))
-        }),
-        AdoptionStore.layer(`${stateDir}/adopted.json`),
-        SelectionStore.layer(`${stateDir}/selection.json`),
-        HealthBook.layer,
-        CrashMemory.layer,
-        AppLocks.layer
+        })
       ).pipe(Layer.provideMerge(platform))
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(services, scope)
@@ -382,7 +377,9 @@ const runWith = (config: SimConfig, trace: Array<string>, logs: Array<string>) =
         catalog,
         node: nodeConfig,
         selection,
-        jsonFiles: [`${stateDir}/adopted.json`, `${stateDir}/selection.json`],
+        jsonFiles: ["adopted", "selection", "manifests", "upgrades", "settings"].map(
+          (f) => `${stateDir}/${f}.json`
+        ),
         logs: [...logs.slice(logsChecked), ...trace.slice(traceChecked)],
         mutationsChecked
       })
