@@ -13,7 +13,7 @@
  *
  * It owns the run loop, the daemon's incarnations and the trace; the fakes own their models.
  */
-import { type Catalog, catalogFromSources } from "@archy/core/Catalog"
+import { type Catalog, loadCatalog } from "@archy/core/Catalog"
 import * as Desired from "@archy/core/Desired"
 import { labels } from "@archy/core/Observed"
 import * as Daemon from "@archy/daemon/Daemon"
@@ -44,6 +44,8 @@ import * as Prng from "./Prng.ts"
 export interface ManifestText {
   readonly id: string
   readonly text: string
+  /** Files beside the manifest (templates, build contexts), relative to the app's directory. */
+  readonly files?: ReadonlyArray<{ readonly path: string; readonly text: string }>
 }
 
 /**
@@ -211,14 +213,18 @@ const runWith = (config: SimConfig, trace: Array<string>, logs: Array<string>) =
 
     const world = FakePodman.makeWorld()
     const disk = MemoryFs.makeDisk()
-    for (const m of config.manifests) MemoryFs.seedFile(disk, `${appsDir}/${m.id}/manifest.yml`, m.text)
-    const catalog: Catalog = catalogFromSources(
-      config.manifests.map((m) => ({
-        file: `${appsDir}/${m.id}/manifest.yml`,
-        dir: `${appsDir}/${m.id}`,
-        dirName: m.id,
-        text: m.text
-      }))
+    for (const m of config.manifests) {
+      MemoryFs.seedFile(disk, `${appsDir}/${m.id}/manifest.yml`, m.text)
+      for (const f of m.files ?? []) MemoryFs.seedFile(disk, `${appsDir}/${m.id}/${f.path}`, f.text)
+    }
+    // The catalog as the daemon reads it (templates included), for the invariants' renders.
+    const catalog: Catalog = yield* loadCatalog(appsDir).pipe(
+      Effect.provideService(
+        FileSystem.FileSystem,
+        MemoryFs.make(disk, () => ({ _tag: "Proceed" }))
+      ),
+      Effect.provide(Path.layer),
+      Effect.orDie
     )
     const selection = Desired.defaultSelection(catalog)
     const claimedNames = catalog.apps.flatMap((a) => a.manifest.containers.map((c) => c.name))
