@@ -152,4 +152,31 @@ describe.skipIf(skip !== undefined)("FM6: podman's state DB lost under a running
     assert.notMatch(output, /system reset/)
     assert.isTrue(daemon!.running(), "the daemon must keep running")
   })
+
+  it("heals a container whose DB entry and storage are both gone while the runtime still runs it", {
+    timeout: 180_000
+  }, async () => {
+    const before = await running()
+    const target = "archy-fx-worker-queue"
+    const id = before.get(target)!
+    rmSync(join(podman!.dir, "store/root/libpod/bolt_state.db"))
+    // Storage removed by hand without stopping it: only runc and conmon still know it.
+    podman!.cliOk(["rm", "-f", "--storage", id])
+    const external = podman!.cliOk(["ps", "-a", "--external", "--no-trunc", "-q"])
+    assert.notInclude(external, id, "podman should not know the container any more")
+    const state = await run("runc", ["state", id])
+    assert.strictEqual(state.code, 0, `runc should still run ${id}: ${state.stderr}`)
+
+    const after = await waitAllRunning(120_000)
+    assert.isDefined(after, `the apps did not all run again within 120 s${log()}`)
+    assert.notStrictEqual(after!.get(target), id)
+    const gone = await run("runc", ["state", id])
+    assert.notStrictEqual(gone.code, 0, `runc still runs the old ${target}`)
+    assert.match(
+      daemon!.output(),
+      new RegExp(`cleaned orphan ${target}: [^\\n]*killed and deleted it`),
+      log()
+    )
+    for (const m of markers()) assert.strictEqual(readFileSync(m, "utf8"), `marker ${m}\n`, m)
+  })
 })

@@ -17,6 +17,7 @@
  * Not part of `PodmanRuntime`: a fake runtime has no storage to lose. The reconciler uses this
  * service when it is provided.
  */
+import { readFileSync } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -119,6 +120,23 @@ const External = Schema.NullOr(
   )
 )
 
+/** The init pid and bundle of a runc/crun `state.json`, or undefined when it does not parse. */
+export const parseRuntimeState = (
+  text: string
+): { readonly pid: number; readonly bundle: string } | undefined => {
+  try {
+    const j = JSON.parse(text) as { init_process_pid?: unknown; config?: { labels?: unknown } }
+    const labels = Array.isArray(j.config?.labels) ? (j.config.labels as Array<unknown>) : []
+    const bundle = labels.find((l): l is string => typeof l === "string" && l.startsWith("bundle="))
+    const pid = Number(j.init_process_pid)
+    return bundle !== undefined && Number.isInteger(pid) && pid > 0
+      ? { pid, bundle: bundle.slice("bundle=".length) }
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Splits one `iptables -S` line into arguments (double quotes, with `\"` inside). */
 export const splitRule = (line: string): ReadonlyArray<string> => {
   const out: Array<string> = []
@@ -195,6 +213,17 @@ const alive = (pid: number): boolean => {
     return true
   } catch {
     return false
+  }
+}
+
+/** The parent of `pid` (conmon, for a container's init process), or undefined. */
+const parentOf = (pid: number): number | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+    return Number.isInteger(ppid) && ppid > 1 ? ppid : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -288,8 +317,39 @@ export const make = Effect.fn("PodmanState.make")(function* (options: Options = 
           })).body
         : (yield* exec("podman", ["ps", "-a", "--external", "--format", "json"])).stdout
     const list = yield* decode(body).pipe(Effect.mapError((e) => unexpected("list external", e.message)))
-    return new Set((list ?? []).filter((c) => c.State?.toLowerCase() === "storage").map((c) => c.Id))
+    return new Map((list ?? []).map((c) => [c.Id, c.State?.toLowerCase() ?? ""]))
   })
+
+  /**
+   * Containers the OCI runtime still runs from this store whose storage is gone as well (the
+   * DB was lost and the storage removed without stopping them): still holding ports and IPs.
+   * A directory read of the runtime's state root; a state file is read only for an id neither
+   * the list nor storage knows (none on a healthy node with one store).
+   */
+  const runtimeOnly = (i: StoreInfo, known: ReadonlySet<string>, names?: ReadonlySet<string>) =>
+    Effect.gen(function* () {
+      const root = `/run/${i.runtimePath.split("/").pop()}`
+      const ids = yield* Effect.tryPromise(() => fsp.readdir(root)).pipe(Effect.orElseSucceed(() => []))
+      const out: Array<Orphan> = []
+      for (const id of ids) {
+        if (known.has(id) || !/^[0-9a-f]{64}$/.test(id)) continue
+        const text = yield* readText(`${root}/${id}/state.json`)
+        const state = text === undefined ? undefined : parseRuntimeState(text)
+        if (state === undefined || !state.bundle.startsWith(`${containersDir(i.graphRoot, i)}/`)) continue
+        const conmon = parentOf(state.pid)
+        const cmdline = conmon === undefined ? undefined : yield* readText(`/proc/${conmon}/cmdline`)
+        const args = cmdline?.split("\0") ?? []
+        const name = args[args.indexOf("-n") + 1]
+        if (name === undefined || args.indexOf("-n") < 0 || (names !== undefined && !names.has(name)))
+          continue
+        out.push({
+          id,
+          name,
+          detail: `storage is gone too, yet the OCI runtime still runs it as pid ${state.pid} under conmon ${conmon}`
+        })
+      }
+      return out
+    })
 
   const pidIn = (path: string) =>
     Effect.map(readText(path), (t) => {
@@ -313,20 +373,28 @@ export const make = Effect.fn("PodmanState.make")(function* (options: Options = 
     names?: ReadonlySet<string>
   ) {
     const i = yield* info
-    const first = unlisted(yield* readStorage(i), listed, names)
-    if (first.length === 0) return []
+    const storage = yield* readStorage(i)
+    const first = unlisted(storage, listed, names)
+    const known = new Set([...listed.map((c) => c.id), ...storage.map((c) => c.id)])
+    const running = yield* runtimeOnly(i, known, names)
+    if (first.length === 0 && running.length === 0) return []
     // Something is off, or a container is being created or removed right now: ask podman, and
-    // again a moment later; only what stays storage-only both times is an orphan.
+    // again a moment later; only what stays storage-only (or unknown to podman while the runtime
+    // runs it) both times is an orphan.
     const once = yield* storageOnly
-    if (!first.some((c) => once.has(c.id))) return []
+    const isStorage = (m: ReadonlyMap<string, string>, id: string) => m.get(id) === "storage"
+    if (!first.some((c) => isStorage(once, c.id)) && !running.some((c) => !once.has(c.id))) return []
     yield* Effect.sleep(confirmAfter)
     const twice = yield* storageOnly
-    const again = new Set(unlisted(yield* readStorage(i), [], names).map((c) => c.id))
+    const again = yield* readStorage(i)
+    const inStorage = new Set(unlisted(again, [], names).map((c) => c.id))
+    const still = new Set((yield* runtimeOnly(i, new Set(again.map((c) => c.id)), names)).map((c) => c.id))
     const out: Array<Orphan> = []
     for (const c of first) {
-      if (once.has(c.id) && twice.has(c.id) && again.has(c.id))
+      if (isStorage(once, c.id) && isStorage(twice, c.id) && inStorage.has(c.id))
         out.push({ id: c.id, name: c.name, detail: yield* describe(i, c.id) })
     }
+    for (const c of running) if (!once.has(c.id) && !twice.has(c.id) && still.has(c.id)) out.push(c)
     return out
   })
 
@@ -341,7 +409,10 @@ export const make = Effect.fn("PodmanState.make")(function* (options: Options = 
     const steps: Array<string> = []
     const runDir = `${containersDir(i.runRoot, i)}/${id}/userdata`
     const bundle = `${containersDir(i.graphRoot, i)}/${id}/userdata/config.json`
-    const conmon = yield* pidIn(`${runDir}/conmon.pid`)
+    const runtimeState = yield* readText(`/run/${i.runtimePath.split("/").pop()}/${id}/state.json`)
+    const initPid = runtimeState === undefined ? undefined : parseRuntimeState(runtimeState)?.pid
+    const conmon =
+      (yield* pidIn(`${runDir}/conmon.pid`)) ?? (initPid === undefined ? undefined : parentOf(initPid))
     const netns = yield* readText(bundle).pipe(
       Effect.map((t) => {
         const m = t === undefined ? null : /"type":"network","path":"(\/run\/netns\/[^"]+)"/.exec(t)

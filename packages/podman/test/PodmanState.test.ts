@@ -1,5 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { iptablesCleanup, parseStorageContainers, splitRule, unlisted } from "../src/PodmanState.ts"
+import {
+  iptablesCleanup,
+  parseRuntimeState,
+  parseStorageContainers,
+  splitRule,
+  unlisted
+} from "../src/PodmanState.ts"
 
 const a = "a".repeat(64)
 const b = "b".repeat(64)
@@ -76,5 +82,26 @@ describe("PodmanState", () => {
       ["-X", chain]
     ])
     assert.deepStrictEqual(iptablesCleanup(rules, "c".repeat(64)), [])
+  })
+})
+
+describe("PodmanState.parseRuntimeState", () => {
+  it("reads runc's init pid and podman's bundle label", () => {
+    const text = JSON.stringify({
+      id: a,
+      init_process_pid: 30152,
+      config: {
+        labels: [
+          "io.container.manager=libpod",
+          `bundle=/var/lib/containers/storage/overlay-containers/${a}/userdata`
+        ]
+      }
+    })
+    assert.deepStrictEqual(parseRuntimeState(text), {
+      pid: 30152,
+      bundle: `/var/lib/containers/storage/overlay-containers/${a}/userdata`
+    })
+    assert.isUndefined(parseRuntimeState("{"))
+    assert.isUndefined(parseRuntimeState(JSON.stringify({ init_process_pid: 1, config: { labels: [] } })))
   })
 })
