@@ -181,6 +181,24 @@ describe("the app catalog in apps/", () => {
     }
   })
 
+  it("points every app that talks to bitcoind at its configured RPC port", () => {
+    const desired = Desired.make({
+      catalog,
+      node: Desired.defaultNodeConfig,
+      selection: everything(false),
+      secrets: secretValues,
+      // Whichever bitcoind the selection has.
+      settings: { "bitcoin-knots": { rpcPort: 8400 }, "bitcoin-core": { rpcPort: 8400 } }
+    })
+    const text = (suffix: string) =>
+      Redacted.value(desired.apps.flatMap((a) => a.files).find((f) => f.path.endsWith(suffix))!.content!)
+    assert.include(text("mempool-config.json"), '"PORT": 8400,')
+    assert.include(text("btc-rpc-explorer.env"), "\nBTCEXP_BITCOIND_PORT=8400\n")
+    assert.include(text("nbxplorer/Main/settings.config"), "\nbtc.rpc.url=http://host.archipelago:8400/\n")
+    for (const f of desired.apps.flatMap((a) => a.files))
+      assert.notInclude(Redacted.value(f.content!), ":8332", f.path)
+  })
+
   it("gives secrets to containers only as mounted files, never in env, command or labels", () => {
     for (const alternatives of [false, true]) {
       for (const app of desiredFor(everything(alternatives)).apps) {
