@@ -76,6 +76,11 @@ export interface Options {
   readonly podman?: string
   /** A remote podman socket (`unix:///run/podman/podman.sock`), passed as `--url`. */
   readonly url?: string
+  /**
+   * podman's global flags, put before every subcommand: `--root R --runroot RR` for a store other
+   * than the default one (a private store of the tests, say).
+   */
+  readonly globalArgs?: ReadonlyArray<string>
   readonly mirrors?: ReadonlyArray<RegistryMirror>
   readonly timeouts?: Partial<Timeouts>
 }
@@ -432,7 +437,10 @@ const make = (options: Options) =>
     const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
     const fs = yield* FileSystem.FileSystem
     const podman = options.podman ?? "podman"
-    const globalArgs = options.url !== undefined ? ["--url", options.url] : []
+    const globalArgs = [
+      ...(options.url !== undefined ? ["--url", options.url] : []),
+      ...(options.globalArgs ?? [])
+    ]
     const endpoint = options.url !== undefined ? `${podman} --url ${options.url}` : podman
     const mirrors = options.mirrors ?? []
     const timeouts: Timeouts = { ...defaultTimeouts, ...options.timeouts }
