@@ -3,20 +3,24 @@
  * real podman, a second `apply` has nothing to do, `status --json` lists every container
  * running, and `plan` against the live node is empty. Run through the podman CLI adapter (no
  * socket) and through a podman API socket.
+ *
+ * Both on a private podman store (the CLI adapter's podman is pointed at it by
+ * `CONTAINERS_STORAGE_CONF`, the socket is its service), with the catalog's host ports moved to free
+ * ones: an apply removes every container with our labels whose app its catalog does not name.
  */
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { fixtureAppsDir, fixtureContainers } from "../fixtures/fixtures.ts"
+import { busyboxV1 } from "../images/images.ts"
+import { missing } from "./support/Prerequisites.ts"
 import {
-  cleanup,
-  type PodmanService,
-  podmanCli,
-  podmanMissing,
-  startPodmanService
-} from "../../packages/podman/test/support/PodmanService.ts"
-import { fixtureContainers } from "../fixtures/fixtures.ts"
+  copyCatalog,
+  makePrivatePodman,
+  type PrivatePodman,
+  privatePodmanMissing
+} from "./support/PrivatePodman.ts"
 
 const root = new URL("../../", import.meta.url).pathname
 const slow = { timeout: 180_000 }
@@ -32,28 +36,38 @@ const archy = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", () => {
-  let service: PodmanService | undefined
+const skip = missing("the bin/archy suite", privatePodmanMissing([busyboxV1]))
+
+describe.skipIf(skip !== undefined)("bin/archy against real podman", () => {
+  let podman: PrivatePodman | undefined
+  /** For the podman CLI that bin/archy's CLI adapter runs: this suite's store. */
+  let storageEnv: Record<string, string> = {}
   let stateDir = ""
-  const common = () => ["--apps", "test/fixtures/apps", "--state-dir", stateDir]
+  let appsDir = ""
+  const common = () => ["--apps", appsDir, "--state-dir", stateDir]
+  const podmanCli = (args: ReadonlyArray<string>) => podman!.cli(args)
 
   beforeAll(async () => {
-    cleanup("archy-fx-")
-    // The UI's image is built by the pass itself: make sure this run builds it.
-    podmanCli(["rmi", "-f", "localhost/archipelago/archy-fx-ui:1.0.0"])
-    stateDir = mkdtempSync(join(tmpdir(), "archy-cli-e2e-"))
-    service = await startPodmanService()
+    // A fresh store: the UI's image is built by the pass itself.
+    podman = makePrivatePodman({ prefix: "archy-cli-it-" })
+    podman.copyImages([busyboxV1])
+    podman.watchNetwork("archipelago")
+    storageEnv = { CONTAINERS_STORAGE_CONF: podman.storageConf() }
+    appsDir = join(podman.dir, "apps")
+    await copyCatalog(fixtureAppsDir, appsDir)
+    stateDir = join(podman.dir, "state")
+    mkdirSync(stateDir)
+    await podman.startService()
   }, 120_000)
 
   afterAll(async () => {
-    cleanup("archy-fx-")
-    await service?.stop()
-    rmSync(stateDir, { recursive: true, force: true })
+    const problems = (await podman?.dispose()) ?? []
+    assert.deepStrictEqual(problems, [], "the private podman was not cleaned up")
   }, 120_000)
 
   it("apply brings the catalog to running, action by action, with causes", slow, () => {
     // No socket given and none at podman's system path here: the CLI adapter.
-    const run = archy(["apply", ...common()], { ARCHY_PODMAN_SOCKET: "" })
+    const run = archy(["apply", ...common()], { ...storageEnv, ARCHY_PODMAN_SOCKET: "" })
     assert.strictEqual(run.status, 0, `${run.stdout}\n${run.stderr}`)
     assert.match(
       run.stdout,
@@ -75,22 +89,22 @@ describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", ()
   })
 
   it("apply again reports no actions, over the API socket too", slow, () => {
-    const viaCli = archy(["apply", ...common()], { ARCHY_PODMAN_SOCKET: "" })
+    const viaCli = archy(["apply", ...common()], { ...storageEnv, ARCHY_PODMAN_SOCKET: "" })
     assert.strictEqual(viaCli.status, 0, viaCli.stderr)
     assert.strictEqual(viaCli.stdout.trim(), "nothing to do: the node matches its manifests")
-    const viaSocket = archy(["apply", ...common(), "--socket", service!.socketPath])
+    const viaSocket = archy(["apply", ...common(), "--socket", podman!.socketPath])
     assert.strictEqual(viaSocket.status, 0, viaSocket.stderr)
     assert.strictEqual(viaSocket.stdout.trim(), "nothing to do: the node matches its manifests")
   })
 
   it("plan against the live node is empty and changes nothing", slow, () => {
-    const run = archy(["plan", ...common(), "--socket", service!.socketPath, "--json"])
+    const run = archy(["plan", ...common(), "--socket", podman!.socketPath, "--json"])
     assert.strictEqual(run.status, 0, run.stderr)
     assert.deepStrictEqual(JSON.parse(run.stdout), { actions: [] })
   })
 
   it("status --json lists every app's containers running", slow, () => {
-    const run = archy(["status", ...common(), "--socket", service!.socketPath, "--json"])
+    const run = archy(["status", ...common(), "--socket", podman!.socketPath, "--json"])
     assert.strictEqual(run.status, 0, run.stderr)
     const status = JSON.parse(run.stdout) as {
       apps: ReadonlyArray<{
@@ -115,10 +129,10 @@ describe.skipIf(podmanMissing !== undefined)("bin/archy against real podman", ()
 
   it("status shows a stopped container, and the next apply starts it", slow, () => {
     podmanCli(["stop", "-t", "0", "archy-fx-worker"])
-    const table = archy(["status", ...common()], { ARCHY_PODMAN_SOCKET: "" })
+    const table = archy(["status", ...common()], { ...storageEnv, ARCHY_PODMAN_SOCKET: "" })
     assert.strictEqual(table.status, 0, table.stderr)
     assert.match(table.stdout, /^fx-worker +archy-fx-worker +exited +exit code \d+$/m)
-    const run = archy(["apply", ...common()], { ARCHY_PODMAN_SOCKET: "" })
+    const run = archy(["apply", ...common()], { ...storageEnv, ARCHY_PODMAN_SOCKET: "" })
     assert.strictEqual(run.status, 0, run.stderr)
     assert.match(
       run.stdout,

@@ -144,6 +144,11 @@ export interface PrivatePodman {
   readonly cliAsync: (args: ReadonlyArray<string>, timeoutMs?: number) => Promise<Cli>
   /** `podman [store] ARGS`' stdout; throws when it fails. */
   readonly cliOk: (args: ReadonlyArray<string>, timeoutMs?: number) => string
+  /**
+   * Writes a storage.conf naming this store and resolves with its path: for podman processes that
+   * take no store flags (bin/archy's CLI adapter), given as `CONTAINERS_STORAGE_CONF`.
+   */
+  readonly storageConf: () => string
   /** Copies images from the shared store into this one (`podman save`, then `load`). */
   readonly copyImages: (images: ReadonlyArray<string>) => void
   /** Remembers to remove `name` at the end if it does not exist now (podman networks are shared). */
@@ -191,6 +196,16 @@ export const makePrivatePodman = (
   const cliOk = (args: ReadonlyArray<string>, timeoutMs?: number) => {
     used = true
     return podmanOk([...store, ...args], timeoutMs)
+  }
+
+  const storageConf = () => {
+    const driver = cliOk(["info", "--format", "{{.Store.GraphDriverName}}"]).trim()
+    const file = join(dir, "storage.conf")
+    writeFileSync(
+      file,
+      `[storage]\ndriver = "${driver}"\ngraphroot = "${store[1]}"\nrunroot = "${store[3]}"\n`
+    )
+    return file
   }
 
   const copyImages = (images: ReadonlyArray<string>) => {
@@ -282,6 +297,7 @@ export const makePrivatePodman = (
     cli,
     cliAsync,
     cliOk,
+    storageConf,
     copyImages,
     watchNetwork,
     startService,
