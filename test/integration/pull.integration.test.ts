@@ -6,8 +6,7 @@
  * can only come from a mirror. The registry holds `localhost/archy-test/busybox:2` under the
  * mirror's name, so a successful pull gives busybox:2's image id a new name.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Action } from "@archy/core/Action"
@@ -19,17 +18,17 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import {
-  type PodmanService,
-  podmanCli,
-  podmanMissing,
-  startPodmanService
-} from "../../packages/podman/test/support/PodmanService.ts"
 import { busyboxV2 } from "../images/images.ts"
 import { missing, run, uniqueSuffix } from "./support/Prerequisites.ts"
+import {
+  makePrivatePodman,
+  type PrivatePodman,
+  podman,
+  privatePodmanMissing
+} from "./support/PrivatePodman.ts"
 import { type Registry, registryBinaryMissing, startRegistry } from "./support/Registry.ts"
 
-const skip = podmanMissing ?? missing("the mirror pull tests", registryBinaryMissing())
+const skip = missing("the mirror pull tests", privatePodmanMissing([busyboxV2]), registryBinaryMissing())
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url))
 const upstream = "docker.io/archy-test/pulled:1"
@@ -38,7 +37,12 @@ const suffix = uniqueSuffix()
 
 let workDir = ""
 let registry: Registry | undefined
-let service: PodmanService | undefined
+/** The pulls land in a store of this run's own: names and images of other runs stay apart. */
+let service: PrivatePodman | undefined
+const podmanCli = (args: ReadonlyArray<string>, timeoutMs?: number) => {
+  if (service === undefined) throw new Error("the private podman was not made")
+  return service.cli(args, timeoutMs)
+}
 /** busybox:2's image id: what every successful pull below must land under the upstream name. */
 let busyboxId = ""
 
@@ -61,30 +65,32 @@ const forget = (ref: string): void => {
 
 beforeAll(async () => {
   if (skip !== undefined) return
-  if (podmanCli(["image", "exists", busyboxV2]).status !== 0) {
-    throw new Error(`test image ${busyboxV2} is missing: run scripts/test-images.sh`)
-  }
-  busyboxId = imageId(busyboxV2) ?? ""
-  workDir = mkdtempSync(join(tmpdir(), "archy-pull-"))
+  service = makePrivatePodman({ prefix: "archy-pull-it-" })
+  service.watchNetwork("archipelago")
+  workDir = join(service.dir, "work")
+  mkdirSync(workDir)
   registry = await startRegistry(workDir)
-  const push = podmanCli(["push", "--quiet", "--tls-verify=false", busyboxV2, mirrorRef()], 120_000)
+  // Pushed from the shared store (read only there); the private one starts without busybox:2.
+  busyboxId = podman(["image", "inspect", "--format", "{{.Id}}", busyboxV2]).stdout.trim()
+  const push = podman(["push", "--quiet", "--tls-verify=false", busyboxV2, mirrorRef()], 120_000)
   if (push.status !== 0) throw new Error(`podman push to ${address()} failed: ${push.stderr.trim()}`)
-  service = await startPodmanService()
+  await service.startService()
 }, 120_000)
 
 afterAll(async () => {
   if (skip !== undefined) return
-  await service?.stop()
   registry?.stop()
-  if (registry !== undefined) forget(mirrorRef())
-  forget(upstream)
-  if (workDir !== "") rmSync(workDir, { recursive: true, force: true })
+  const problems = (await service?.dispose()) ?? []
+  assert.deepStrictEqual(problems, [], "the private podman was not cleaned up")
 }, 120_000)
 
 type Adapter = "libpod" | "cli"
 
 const layerOf = (adapter: Adapter, mirrors: ReadonlyArray<RegistryMirror>): Layer.Layer<PodmanRuntime> => {
-  if (adapter === "cli") return CliRuntime.layer({ mirrors }).pipe(Layer.provide(NodeServices.layer))
+  if (adapter === "cli")
+    return CliRuntime.layer({ mirrors, globalArgs: service?.store ?? [] }).pipe(
+      Layer.provide(NodeServices.layer)
+    )
   if (service === undefined) throw new Error("the podman service did not start")
   return LibpodRuntime.layer({ socketPath: service.socketPath, mirrors })
 }
@@ -163,13 +169,11 @@ describe.skipIf(skip !== undefined).each<Adapter>(["libpod", "cli"])(
 describe.skipIf(skip !== undefined)("archy apply through mirrors (end to end)", () => {
   const container = "archy-pull-e2e"
   const network = "archipelago"
-  let createdNetwork = false
 
   afterAll(() => {
     if (skip !== undefined) return
     podmanCli(["rm", "-f", "-t", "0", container])
     forget(upstream)
-    if (createdNetwork) podmanCli(["network", "rm", network])
   })
 
   it("pulls the image from the mirror, then creates and starts the app's container", async (ctx) => {
@@ -198,7 +202,6 @@ describe.skipIf(skip !== undefined)("archy apply through mirrors (end to end)", 
     forget(upstream)
     forget(mirrorRef())
     assert.isUndefined(imageId(upstream), `${upstream} is still present before the apply`)
-    const networkExisted = podmanCli(["network", "exists", network]).status === 0
 
     const flags = [
       "--apps",
@@ -209,7 +212,12 @@ describe.skipIf(skip !== undefined)("archy apply through mirrors (end to end)", 
       `${downMirror.host},http://${address()}`
     ]
     const archy = (command: string, ...more: Array<string>) =>
-      run(join(repoRoot, "bin/archy"), [command, ...flags, ...more], { cwd: repoRoot, timeoutMs: 110_000 })
+      run(join(repoRoot, "bin/archy"), [command, ...flags, ...more], {
+        cwd: repoRoot,
+        timeoutMs: 110_000,
+        // The CLI adapter, on this run's store.
+        env: { ...process.env, ARCHY_PODMAN_SOCKET: "", CONTAINERS_STORAGE_CONF: service!.storageConf() }
+      })
 
     // A pass removes every archipelago-labelled container the catalog does not name: look first,
     // so this never tears down another suite's containers.
@@ -234,7 +242,6 @@ describe.skipIf(skip !== undefined)("archy apply through mirrors (end to end)", 
     )
 
     const applied = await archy("apply")
-    createdNetwork = !networkExisted && podmanCli(["network", "exists", network]).status === 0
     const shown = `stdout:\n${applied.stdout}\nstderr:\n${applied.stderr}`
     assert.strictEqual(applied.code, 0, shown)
     assert.match(applied.stdout, /^done\s+pull-image image:docker\.io\/archy-test\/pulled:1: /m, shown)
