@@ -3,6 +3,8 @@
  * service. The API module only speaks the protocol (auth, framing, errors) and calls these; the
  * daemon implements them with the reconciler, the per-app locks and the persisted selection.
  */
+import { Action } from "@archy/core"
+import type { ActionReport } from "@archy/engine/Reconciler"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
@@ -16,6 +18,23 @@ export interface ActionView {
   readonly outcome?: "done" | "failed" | "skipped" | "waiting"
   readonly detail?: string
 }
+
+/** How the API, and the CLI acting without a daemon, show one action a pass carried out. */
+export const actionView = (r: ActionReport): ActionView => ({
+  kind: Action.kindName(r.action._tag),
+  target: r.action.target,
+  cause: r.action.cause,
+  outcome:
+    r.outcome._tag === "Done"
+      ? "done"
+      : r.outcome._tag === "Failed"
+        ? "failed"
+        : r.outcome._tag === "Skipped"
+          ? "skipped"
+          : "waiting",
+  ...(r.outcome._tag === "Failed" ? { detail: r.outcome.error } : {}),
+  ...(r.outcome._tag === "Skipped" ? { detail: r.outcome.reason } : {})
+})
 
 export interface PackageView {
   readonly id: string

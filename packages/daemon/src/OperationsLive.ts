@@ -15,7 +15,7 @@ import type { AdoptionStore } from "@archy/engine/AdoptionStore"
 import { AppLocks } from "@archy/engine/AppLocks"
 import { CrashMemory } from "@archy/engine/CrashBackoff"
 import { HealthBook } from "@archy/engine/Health"
-import { type ActionReport, planNow } from "@archy/engine/Reconciler"
+import { planNow } from "@archy/engine/Reconciler"
 import type { SecretStore } from "@archy/engine/SecretStore"
 import { SettingsStore } from "@archy/engine/SettingsStore"
 import * as Upgrade from "@archy/engine/Upgrade"
@@ -30,6 +30,7 @@ import type * as Path from "effect/Path"
 import type { DaemonConfig, Daemon as DaemonHandle } from "./Daemon.ts"
 import {
   type ActionView,
+  actionView,
   OperationError,
   Operations,
   type PackageStatus,
@@ -45,22 +46,6 @@ export interface Updates {
   readonly status: Effect.Effect<unknown, { readonly message: string }>
   readonly rollback: Effect.Effect<unknown, { readonly message: string }>
 }
-
-const view = (r: ActionReport): ActionView => ({
-  kind: Action.kindName(r.action._tag),
-  target: r.action.target,
-  cause: r.action.cause,
-  outcome:
-    r.outcome._tag === "Done"
-      ? "done"
-      : r.outcome._tag === "Failed"
-        ? "failed"
-        : r.outcome._tag === "Skipped"
-          ? "skipped"
-          : "waiting",
-  ...(r.outcome._tag === "Failed" ? { detail: r.outcome.error } : {}),
-  ...(r.outcome._tag === "Skipped" ? { detail: r.outcome.reason } : {})
-})
 
 const serverError = (e: { readonly message: string }) =>
   new OperationError({ code: -32000, message: e.message })
@@ -141,7 +126,7 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig, updates: Updat
                 [...containers].some((n) => r.action.target === `container:${n}`) ||
                 r.action.target.includes(`/${id}/`)
             )
-            .map(view)
+            .map(actionView)
         })
 
       const install = (id: string) =>
@@ -244,7 +229,7 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig, updates: Updat
         outcome: r.outcome,
         changes: r.changes,
         reason: r.reason,
-        actions: r.actions.map(view)
+        actions: r.actions.map(actionView)
       })
 
       const upgradeError = (e: Upgrade.UpgradeError) =>
@@ -375,7 +360,7 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig, updates: Updat
               .pipe(Effect.mapError((e) => (e instanceof OperationError ? e : serverError(e))))
             if (changed.length === 0) return { changed, actions: [] }
             const pass = yield* daemon.passNow(`configure ${id}`).pipe(Effect.mapError(serverError))
-            return { changed, actions: pass.reports.map(view) }
+            return { changed, actions: pass.reports.map(actionView) }
           }),
         plan: Effect.gen(function* () {
           const c = yield* catalog
@@ -387,7 +372,7 @@ export const layer = (daemon: DaemonHandle, config: DaemonConfig, updates: Updat
           return p.actions.map((a) => Action.toJson(a))
         }).pipe(Effect.provideContext(services)),
         reconcile: daemon.passNow("api").pipe(
-          Effect.map((p) => p.reports.map(view)),
+          Effect.map((p) => p.reports.map(actionView)),
           Effect.mapError(serverError)
         ),
         updateCheck: updates.check.pipe(Effect.mapError(serverError)),

@@ -8,11 +8,16 @@
  * directly.
  */
 
-import { Action } from "@archy/core"
 import { configure as checkConfigure } from "@archy/core/Configure"
 import * as Settings from "@archy/core/Settings"
-import type { ActionView, ConfigureResult, PackageStatus, SettingView } from "@archy/daemon/Operations"
-import { type ActionReport, reconcileUntilSettled } from "@archy/engine/Reconciler"
+import {
+  type ActionView,
+  actionView,
+  type ConfigureResult,
+  type PackageStatus,
+  type SettingView
+} from "@archy/daemon/Operations"
+import { reconcileUntilSettled } from "@archy/engine/Reconciler"
 import { SettingsStore } from "@archy/engine/SettingsStore"
 import * as Console from "effect/Console"
 import { Argument, Command, Flag } from "effect/cli"
@@ -60,22 +65,6 @@ const fail = (message: string) =>
 
 const describeView = (v: ActionView): string =>
   `${(v.outcome ?? "").padEnd(8)} ${v.kind} ${v.target}: ${v.cause}${v.detail !== undefined ? ` (${v.detail})` : ""}`
-
-const describeReport = (r: ActionReport): ActionView => ({
-  kind: Action.kindName(r.action._tag),
-  target: r.action.target,
-  cause: r.action.cause,
-  outcome:
-    r.outcome._tag === "Done"
-      ? "done"
-      : r.outcome._tag === "Failed"
-        ? "failed"
-        : r.outcome._tag === "Skipped"
-          ? "skipped"
-          : "waiting",
-  ...(r.outcome._tag === "Failed" ? { detail: r.outcome.error } : {}),
-  ...(r.outcome._tag === "Skipped" ? { detail: r.outcome.reason } : {})
-})
 
 const printResult = (result: ConfigureResult, json: boolean) =>
   Effect.gen(function* () {
@@ -177,7 +166,7 @@ export const configure = Command.make(
       { catalog, selection, node, settings: saved },
       { progress: (line) => Console.error(`  ${line}`) }
     ).pipe(Effect.provide(nodeLayer(options)))
-    const result = { changed, actions: reports.map(describeReport) }
+    const result = { changed, actions: reports.map(actionView) }
     yield* printResult(result, options.json)
     if (reports.some((r) => r.outcome._tag === "Failed")) return yield* new Reported()
   })

@@ -5,8 +5,7 @@
  * containers on the new image (the manifest's where they run another, or REF), waits for the
  * health gate, and goes back to the previous image when it fails; exit 1 then, with the reason.
  */
-import { Action } from "@archy/core"
-import type { UpgradeOutcome } from "@archy/daemon/Operations"
+import { actionView, type UpgradeOutcome } from "@archy/daemon/Operations"
 import type { HealthBook } from "@archy/engine/Health"
 import { reconcileUntilSettled } from "@archy/engine/Reconciler"
 import * as Upgrade from "@archy/engine/Upgrade"
@@ -52,20 +51,7 @@ const viewOf = (r: Upgrade.UpgradeResult): UpgradeOutcome => ({
   outcome: r.outcome,
   changes: r.changes,
   reason: r.reason,
-  actions: r.actions.map((x) => ({
-    kind: Action.kindName(x.action._tag),
-    target: x.action.target,
-    cause: x.action.cause,
-    outcome:
-      x.outcome._tag === "Done"
-        ? "done"
-        : x.outcome._tag === "Failed"
-          ? "failed"
-          : x.outcome._tag === "Skipped"
-            ? "skipped"
-            : "waiting",
-    ...(x.outcome._tag === "Failed" ? { detail: x.outcome.error } : {})
-  }))
+  actions: r.actions.map(actionView)
 })
 
 const reportFailure = (e: { readonly message: string }) =>
