@@ -5,7 +5,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
+import { TestClock } from "effect/testing"
 import { call, DaemonRpcError, DaemonTimeout, DaemonUnreachable, findDaemon } from "../src/DaemonClient.ts"
 
 const token = "stub-daemon-token"
@@ -20,8 +22,10 @@ const stubDaemon = (options: { readonly health?: "ok" | "down" | "hang" } = {}) 
   Effect.gen(function* () {
     const seen: Array<Seen> = []
     const aborted: Array<string> = []
+    let healthProbes = 0
     const handle = (req: IncomingMessage, res: ServerResponse, text: string) => {
       if (req.url === "/healthz") {
+        healthProbes++
         if (options.health === "hang") return
         if (options.health === "down") return res.writeHead(503).end("starting")
         return res.writeHead(200, { "Content-Type": "text/plain" }).end("ok")
@@ -75,7 +79,7 @@ const stubDaemon = (options: { readonly health?: "ok" | "down" | "hang" } = {}) 
           server.closeAllConnections()
         })
     )
-    return { port: (server.address() as AddressInfo).port, seen, aborted }
+    return { port: (server.address() as AddressInfo).port, seen, aborted, healthProbes: () => healthProbes }
   })
 
 /** A port nothing listens on (it was free a moment ago). */
@@ -207,15 +211,20 @@ describe("findDaemon", () => {
     })
   )
 
-  it.live("gives up on a health check that hangs after about 500 ms", () =>
+  // On the TestClock: the probe's timeout is the Clock's, so no wall time is measured here.
+  it.effect("gives up on a health check that hangs after 500 ms", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const { port } = yield* stubDaemon({ health: "hang" })
-        const started = Date.now()
-        assert.isUndefined(yield* withStateDir((stateDir) => findDaemon(stateDir, port), token))
-        const elapsed = Date.now() - started
-        assert.isAtLeast(elapsed, 400)
-        assert.isBelow(elapsed, 2000)
+        const stub = yield* stubDaemon({ health: "hang" })
+        const probe = yield* withStateDir((stateDir) => findDaemon(stateDir, stub.port), token).pipe(
+          Effect.forkChild
+        )
+        // Real I/O: once the stub holds the request, the probe's timeout is on the clock.
+        while (stub.healthProbes() === 0) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
+        yield* TestClock.adjust("400 millis")
+        assert.isUndefined(probe.pollUnsafe(), "the probe gave up before 400 ms")
+        yield* TestClock.adjust("1600 millis")
+        assert.isUndefined(yield* Fiber.join(probe))
       })
     )
   )
